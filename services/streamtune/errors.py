@@ -1,0 +1,25 @@
+"""Named errors of streamtune; messages say what was wrong and what to do."""
+
+
+class StreamtuneError(Exception):
+    """Base class of every error streamtune raises on purpose."""
+
+
+class ConfigurationError(StreamtuneError):
+    """A setting is missing or inconsistent."""
+
+
+class BrokerError(StreamtuneError):
+    """The embedded broker could not be found or started."""
+
+
+class CheckpointError(StreamtuneError):
+    """A version in the checkpoint store is missing, incomplete or corrupt."""
+
+
+class PublishError(CheckpointError):
+    """A version could not be written; the store is left as it was."""
+
+
+class ModelLoadError(StreamtuneError):
+    """A version could not be loaded for serving; the previous one keeps serving."""

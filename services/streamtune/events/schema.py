@@ -1,0 +1,150 @@
+"""Decode and validate one user-behaviour event (the JSON value of a Kafka message).
+
+The published contract is ``event.schema.json`` next to this module; this is its executable
+form, hand-written rather than driven by a schema library because it runs for every event on
+the ingest hot path. Invalid input never raises: it becomes an :class:`InvalidEvent` whose
+``reason`` is a short code (a metric label) and whose ``detail`` names the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+# 2100-01-01: anything later is a producer bug, not a future event.
+_MAX_TS_MS = 4_102_444_800_000
+# A whole event is a few KiB of text; a megabyte-sized value is garbage or an attack.
+MAX_EVENT_BYTES = 256 * 1024
+MAX_ID_CHARS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A valid event, normalised (ids as strings, time as epoch milliseconds)."""
+
+    event_id: str
+    text: str
+    label: float
+    user_id: str | None = None
+    item_id: str | None = None
+    context: str | None = None
+    event_type: str | None = None
+    ts_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidEvent:
+    """Why an event was refused: ``reason`` is a low-cardinality code, ``detail`` says more."""
+
+    reason: str
+    detail: str
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.invalid = InvalidEvent(reason, detail)
+
+
+def decode_event(raw: bytes | None, max_text_chars: int = 4096) -> Event | InvalidEvent:
+    """Parse and validate one message value; never raises."""
+    try:
+        return _decode(raw, max_text_chars)
+    except _Refused as refused:
+        return refused.invalid
+
+
+def _decode(raw: bytes | None, max_text_chars: int) -> Event:
+    if raw is None:
+        raise _Refused("empty", "message has no value")
+    if len(raw) > MAX_EVENT_BYTES:
+        raise _Refused("too_large", f"event is {len(raw)} bytes, more than {MAX_EVENT_BYTES}")
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise _Refused("not_utf8", f"value is not UTF-8: {error.reason} at byte {error.start}") from None
+    except (ValueError, RecursionError) as error:
+        raise _Refused("not_json", f"value is not JSON: {str(error)[:120]}") from None
+    if not isinstance(document, dict):
+        raise _Refused("not_object", f"event must be a JSON object, got {type(document).__name__}")
+
+    text = _string(document, "text", required=True, max_chars=max_text_chars)
+    if not text.strip():
+        raise _Refused("empty_text", "field 'text' is empty")
+    return Event(
+        event_id=_identifier(document, "event_id", required=True),
+        text=text,
+        label=_label(document),
+        user_id=_identifier(document, "user_id"),
+        item_id=_identifier(document, "item_id"),
+        context=_string(document, "context", max_chars=max_text_chars),
+        event_type=_string(document, "event_type", max_chars=MAX_ID_CHARS),
+        ts_ms=_timestamp(document),
+    )
+
+
+def _string(document: dict, field: str, *, required: bool = False, max_chars: int) -> str | None:
+    value = document.get(field)
+    if value is None:
+        if required:
+            raise _Refused("missing_field", f"field '{field}' is required")
+        return None
+    if not isinstance(value, str):
+        raise _Refused("wrong_type", f"field '{field}' must be a string, got {type(value).__name__}")
+    if len(value) > max_chars:
+        reason = "text_too_long" if field in ("text", "context") else "wrong_type"
+        raise _Refused(reason, f"field '{field}' has {len(value)} characters, more than {max_chars}")
+    return value
+
+
+def _identifier(document: dict, field: str, *, required: bool = False) -> str | None:
+    value = document.get(field)
+    # Integer ids are common in producers' databases; accept them and normalise to strings.
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    identifier = _string({field: value}, field, required=required, max_chars=MAX_ID_CHARS)
+    if required and not identifier:
+        raise _Refused("missing_field", f"field '{field}' must not be empty")
+    return identifier
+
+
+def _label(document: dict) -> float:
+    value = document.get("label")
+    if value is None:
+        raise _Refused("missing_field", "field 'label' is required")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Refused("wrong_type", f"field 'label' must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise _Refused("label_out_of_range", f"field 'label' must be within [0, 1], got {value!r}")
+    return float(value)
+
+
+def _timestamp(document: dict) -> int | None:
+    value = document.get("ts")
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise _Refused("bad_timestamp", "field 'ts' must be epoch milliseconds or ISO-8601")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise _Refused("bad_timestamp", f"field 'ts' is not finite: {value!r}")
+        ts_ms = int(value)
+    elif isinstance(value, str):
+        ts_ms = _parse_iso8601(value)
+    else:
+        raise _Refused("bad_timestamp", f"field 'ts' must be a number or string, got {type(value).__name__}")
+    if not 0 <= ts_ms <= _MAX_TS_MS:
+        raise _Refused("bad_timestamp", f"field 'ts' is outside 1970..2100: {value!r}")
+    return ts_ms
+
+
+def _parse_iso8601(value: str) -> int:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Refused("bad_timestamp", f"field 'ts' is not ISO-8601: {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)

@@ -1,0 +1,1 @@
+"""The inference service: serves the newest good version and swaps without dropping requests."""

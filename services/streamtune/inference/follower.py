@@ -1,0 +1,86 @@
+"""Follow new versions: announcements on the models topic wake the follower early, and the
+store's LATEST pointer is re-read every few seconds anyway, so a lost announcement or a Kafka
+outage only delays a swap. LATEST is the authority (a rollback moves it backwards)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+
+from streamtune.checkpoints import CheckpointStore
+from streamtune.inference.slot import ModelSlot
+from streamtune.metrics import ServingMetrics
+
+logger = logging.getLogger(__name__)
+
+
+class VersionFollower(threading.Thread):
+    """Keeps the slot on the version the store designates."""
+
+    def __init__(
+        self,
+        store: CheckpointStore,
+        slot: ModelSlot,
+        consumer: Consumer | None,
+        models_topic: str,
+        poll_seconds: float,
+        metrics: ServingMetrics,
+    ) -> None:
+        super().__init__(name="streamtune-follower", daemon=True)
+        self._store = store
+        self._slot = slot
+        self._consumer = consumer
+        self._topic = models_topic
+        self._poll_seconds = poll_seconds
+        self._metrics = metrics
+        self._stop_requested = threading.Event()
+        self._assigned = False
+        self.pinned: int | None = None
+
+    def stop(self) -> None:
+        self._stop_requested.set()
+
+    def target_version(self) -> int:
+        """The pinned version if any, else what LATEST names, else 0 (the base model)."""
+        if self.pinned is not None:
+            return self.pinned
+        latest = self._store.latest_version()
+        return 0 if latest is None else latest
+
+    def run(self) -> None:
+        try:
+            while not self._stop_requested.is_set():
+                self._slot.ensure(self.target_version())
+                self._wait_for_announcement()
+        finally:
+            if self._consumer is not None:
+                self._consumer.close()
+
+    def _wait_for_announcement(self) -> None:
+        if self._consumer is None or not self._assign():
+            self._stop_requested.wait(self._poll_seconds)
+            return
+        message = self._consumer.poll(self._poll_seconds)
+        if message is not None and message.error() is None:
+            logger.info("announcement of version %s", (message.key() or b"?").decode(errors="replace"))
+
+    def _assign(self) -> bool:
+        """Read announcements from now on, without a consumer group (nothing to coordinate)."""
+        if self._assigned:
+            return True
+        try:
+            metadata = self._consumer.list_topics(self._topic, timeout=2.0)
+            topic = metadata.topics.get(self._topic)
+            if topic is None or topic.error is not None or not topic.partitions:
+                self._metrics.kafka_up.set(1)
+                return False
+            self._consumer.assign([TopicPartition(self._topic, p, OFFSET_END) for p in topic.partitions])
+        except KafkaException as error:
+            self._metrics.kafka_up.set(0)
+            logger.warning("cannot follow announcements yet (polling the store): %s", error)
+            return False
+        self._metrics.kafka_up.set(1)
+        self._assigned = True
+        return True

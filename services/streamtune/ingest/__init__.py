@@ -1,0 +1,1 @@
+"""Ingest: Kafka records → validated events → tokenized micro-batches for the trainer."""

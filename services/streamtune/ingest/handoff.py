@@ -1,0 +1,94 @@
+"""The bounded hand-off between the ingest thread and the training step.
+
+A rebalance must never lose or repeat an example. When partitions are revoked the ingest thread
+calls :meth:`BatchHandoff.invalidate`, which waits for the step in progress (if any) to finish,
+then drops every queued batch: they are re-read from the trained position after reassignment.
+Batches carry the generation they were cut in, so one cut before a rebalance is never trained
+after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class TrainingBatch:
+    """Tokenized stream examples plus the Kafka positions they complete.
+
+    ``offsets`` maps ``"topic:partition"`` to the next offset after this batch: every record
+    before it is either in this batch, in an earlier one, or in the dead-letter topic. A batch
+    may be empty (only invalid records were read) and then only moves the position.
+    """
+
+    generation: int
+    inputs: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    event_ids: list[str]
+    offsets: dict[str, int]
+    data_watermark_ms: int | None = None
+    produced_watermark_ms: int | None = None
+    user_ids: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+
+class BatchHandoff:
+    """A bounded queue of batches with a generation counter guarding rebalances."""
+
+    def __init__(self, max_batches: int) -> None:
+        self._queue: queue.Queue[TrainingBatch] = queue.Queue(maxsize=max_batches)
+        self._step_lock = threading.Lock()
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def offer(self, batch: TrainingBatch) -> bool:
+        """Queue a batch; False when full (the caller pauses consumption and retries)."""
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            return False
+        return True
+
+    def take(self, timeout_s: float) -> TrainingBatch | None:
+        try:
+            return self._queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+
+    @contextlib.contextmanager
+    def claim(self, batch: TrainingBatch) -> Iterator[bool]:
+        """Hold the step lock while training ``batch``; yields False if it went stale."""
+        with self._step_lock:
+            yield batch.generation == self._generation
+
+    @contextlib.contextmanager
+    def quiesced(self) -> Iterator[None]:
+        """Wait for the step in progress and keep the next one from starting."""
+        with self._step_lock:
+            yield
+
+    def invalidate(self) -> int:
+        """Start a new generation and drop every queued batch; returns how many."""
+        with self._step_lock:
+            self._generation += 1
+            dropped = 0
+            while True:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    return dropped
+                dropped += 1

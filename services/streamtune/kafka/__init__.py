@@ -1,0 +1,1 @@
+"""The one thin layer over confluent-kafka: client configuration, topics, records."""

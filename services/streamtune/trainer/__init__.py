@@ -1,0 +1,1 @@
+"""The trainer: online fine-tuning from the event stream, publishing versions."""

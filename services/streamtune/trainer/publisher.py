@@ -1,0 +1,128 @@
+"""Publish a version, then — and only then — tell Kafka its records are done."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import torch
+from confluent_kafka import Producer
+
+from streamtune.checkpoints import CheckpointStore, Manifest
+from streamtune.checkpoints.manifest import FileEntry
+from streamtune.errors import PublishError
+from streamtune.metrics import TrainerMetrics
+from streamtune.modeling.base import TuningSpec
+from streamtune.modeling.weights import save_state
+
+logger = logging.getLogger(__name__)
+
+_FLUSH_TIMEOUT_S = 10.0
+
+
+@dataclass
+class VersionDraft:
+    """What the training loop hands over: weights and the bookkeeping that goes with them."""
+
+    state: dict[str, torch.Tensor]
+    parent_version: int | None
+    kafka_offsets: dict[str, int]
+    examples_seen: int
+    examples_in_version: int
+    last_train_loss: float | None
+    data_watermark_ms: int | None
+    produced_watermark_ms: int | None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class VersionPublisher:
+    """Owns the durability protocol of the trainer (see :meth:`publish`)."""
+
+    def __init__(
+        self,
+        store: CheckpointStore,
+        producer: Producer,
+        models_topic: str,
+        commit_offsets: Callable[[dict[str, int]], None],
+        base_model: str,
+        spec: TuningSpec,
+        max_length: int,
+        metrics: TrainerMetrics,
+    ) -> None:
+        self._store = store
+        self._producer = producer
+        self._models_topic = models_topic
+        self._commit_offsets = commit_offsets
+        self._base_model = base_model
+        self._spec = spec
+        self._max_length = max_length
+        self._metrics = metrics
+
+    def publish(self, draft: VersionDraft) -> Manifest:
+        """Make ``draft`` a durable version and release its Kafka offsets.
+
+        Steps, in this order:
+        1. flush the producer: every dead letter covered by the draft's offsets is acknowledged
+           by the cluster (otherwise a crash after step 2 would skip records never dead-lettered);
+        2. write the version into the store (temp dir, fsync, rename, LATEST) — durable from here;
+        3. announce it on the models topic (a hint: servers also poll the store);
+        4. commit the offsets to the consumer group — never before step 2.
+        A failure in steps 1–2 raises :class:`PublishError` and leaves store and offsets as they
+        were; the caller keeps training and retries with the next version.
+        """
+        started = time.perf_counter()
+        undelivered = self._producer.flush(_FLUSH_TIMEOUT_S)  # Step 1
+        if undelivered:
+            self._metrics.publish_failures.inc()
+            raise PublishError(f"{undelivered} dead letters not acknowledged by Kafka; not publishing")
+        try:
+            manifest = self._store.publish(  # Step 2
+                lambda directory: save_state(draft.state, self._spec.tuning, directory),
+                lambda version, files: self._manifest(version, files, draft),
+            )
+        except PublishError:
+            self._metrics.publish_failures.inc()
+            raise
+        elapsed = time.perf_counter() - started
+        self._announce(manifest)  # Step 3
+        self._commit_offsets(manifest.kafka_offsets)  # Step 4
+
+        size = sum(entry.bytes for entry in manifest.files.values())
+        self._metrics.checkpoint_publish_seconds.observe(elapsed)
+        self._metrics.checkpoint_bytes.set(size)
+        self._metrics.trainer_model_version.set(manifest.version)
+        self._metrics.last_publish_timestamp.set(time.time())
+        logger.info(
+            "published version %d (%d examples, %d bytes) in %.3f s",
+            manifest.version, draft.examples_in_version, size, elapsed,
+        )
+        return manifest
+
+    def _manifest(self, version: int, files: dict[str, FileEntry], draft: VersionDraft) -> Manifest:
+        return Manifest(
+            version=version,
+            parent_version=draft.parent_version,
+            base_model=self._base_model,
+            tuning=self._spec.to_dict(),
+            created_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            files=files,
+            kafka_offsets=dict(draft.kafka_offsets),
+            examples_seen=draft.examples_seen,
+            examples_in_version=draft.examples_in_version,
+            last_train_loss=draft.last_train_loss,
+            max_length=self._max_length,
+            data_watermark_ms=draft.data_watermark_ms,
+            produced_watermark_ms=draft.produced_watermark_ms,
+            metrics=dict(draft.metrics),
+        )
+
+    def _announce(self, manifest: Manifest) -> None:
+        try:
+            self._producer.produce(self._models_topic, key=str(manifest.version).encode(), value=manifest.to_json())
+            self._producer.poll(0)
+        except Exception as error:  # servers poll the store too, so a lost hint only adds delay
+            logger.warning("could not announce version %d: %s", manifest.version, error)
+
