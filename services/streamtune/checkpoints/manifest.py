@@ -1,0 +1,122 @@
+"""The manifest of a version: what it is, where its data came from, how to verify its files.
+
+Pure data with strict parsing: the inference service reads manifests written by another
+process, so nothing in one is trusted before it is checked here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from streamtune.errors import CheckpointError
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+# File names inside a version: plain names, no directories, no traversal.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything known about one published version.
+
+    ``kafka_offsets`` maps ``"topic:partition"`` to the next offset to consume: every record
+    before it is contained in this version's weights (directly or through its parents).
+    """
+
+    version: int
+    parent_version: int | None
+    base_model: str
+    tuning: dict[str, Any]
+    created_at: str
+    files: dict[str, FileEntry]
+    kafka_offsets: dict[str, int]
+    examples_seen: int
+    examples_in_version: int
+    last_train_loss: float | None
+    max_length: int
+    data_watermark_ms: int | None = None
+    produced_watermark_ms: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Manifest:
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as error:
+            raise CheckpointError(f"manifest is not JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise CheckpointError("manifest must be a JSON object")
+        try:
+            manifest = cls(
+                version=_int(data["version"]),
+                parent_version=None if data.get("parent_version") is None else _int(data["parent_version"]),
+                base_model=str(data["base_model"]),
+                tuning=dict(data["tuning"]),
+                created_at=str(data["created_at"]),
+                files={
+                    name: FileEntry(sha256=str(entry["sha256"]), bytes=_int(entry["bytes"]))
+                    for name, entry in dict(data["files"]).items()
+                },
+                kafka_offsets={str(key): _int(value) for key, value in dict(data["kafka_offsets"]).items()},
+                examples_seen=_int(data["examples_seen"]),
+                examples_in_version=_int(data["examples_in_version"]),
+                last_train_loss=None if data.get("last_train_loss") is None else float(data["last_train_loss"]),
+                max_length=_int(data["max_length"]),
+                data_watermark_ms=_optional_int(data.get("data_watermark_ms")),
+                produced_watermark_ms=_optional_int(data.get("produced_watermark_ms")),
+                metrics={str(k): float(v) for k, v in dict(data.get("metrics") or {}).items()},
+                format_version=_int(data.get("format_version", FORMAT_VERSION)),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"manifest is malformed: {error!r}") from None
+        manifest.check()
+        return manifest
+
+    def check(self) -> None:
+        """Invariants every manifest must hold."""
+        if self.format_version != FORMAT_VERSION:
+            raise CheckpointError(f"manifest format {self.format_version} is not supported")
+        if self.version < 1:
+            raise CheckpointError(f"version must be >= 1, got {self.version}")
+        if self.parent_version is not None and not 0 <= self.parent_version < self.version:
+            raise CheckpointError(f"parent {self.parent_version} is not older than version {self.version}")
+        if not self.files:
+            raise CheckpointError("manifest lists no files")
+        for name, entry in self.files.items():
+            if not _SAFE_NAME.match(name) or name == MANIFEST_FILE:
+                raise CheckpointError(f"manifest names an unsafe file {name!r}")
+            if not re.fullmatch(r"[0-9a-f]{64}", entry.sha256) or entry.bytes < 0:
+                raise CheckpointError(f"manifest entry for {name!r} is malformed")
+
+
+def offset_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+def parse_offset_key(key: str) -> tuple[str, int]:
+    topic, _, partition = key.rpartition(":")
+    return topic, int(partition)
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else _int(value)
