@@ -12,9 +12,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from streamtune.broker import EmbeddedBroker  # noqa: E402
-from streamtune.config import Settings  # noqa: E402
-from tests.support.network import free_port  # noqa: E402
+from streamtune.broker import EmbeddedBroker
+from streamtune.config import Settings
+from tests.support.network import free_port
 
 
 @pytest.fixture(scope="session")

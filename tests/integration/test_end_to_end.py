@@ -84,13 +84,11 @@ def test_events_to_served_version(settings, tmp_path):
             90,
             what="all valid events trained",
         )
-        latest = wait_for(
-            lambda: (
-                lambda v: v if v and store.read_manifest(v).examples_seen == len(valid) else None
-            )(store.latest_version()),
-            30,
-            what="a version containing every valid event",
-        )
+        def version_with_everything() -> int | None:
+            version = store.latest_version()
+            return version if version and store.read_manifest(version).examples_seen == len(valid) else None
+
+        latest = wait_for(version_with_everything, 30, what="a version containing every valid event")
         wait_for(
             lambda: httpx.get(f"{base}/v1/model").json()["model_version"] == latest,
             30,

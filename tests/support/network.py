@@ -27,7 +27,7 @@ def wait_for(
             value = condition()
             if value:
                 return value
-        except Exception as error:  # noqa: BLE001 - the condition may fail until ready
+        except Exception as error:
             last_error = error
         time.sleep(interval_s)
     raise TimeoutError(

@@ -1,0 +1,32 @@
+"""Publish real model versions into a store without a trainer process."""
+
+from __future__ import annotations
+
+import torch
+
+from streamtune.checkpoints import CheckpointStore, Manifest
+from streamtune.modeling.base import TuningSpec, load_base_model, wrap_for_tuning
+from streamtune.modeling.weights import save_state, trainable_state
+
+
+def publish_perturbed_version(
+    store: CheckpointStore, base_model: str, tuning: str = "lora", seed: int = 0, scale: float = 0.5
+) -> Manifest:
+    """A version whose trainable weights are the base's plus seeded noise (so scores differ)."""
+    spec = TuningSpec(tuning=tuning)
+    model = wrap_for_tuning(load_base_model(base_model), spec)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(torch.randn(parameter.shape, generator=generator) * scale)
+    state = trainable_state(model, tuning)
+    latest = store.latest_version()
+    return store.publish(
+        lambda directory: save_state(state, tuning, directory),
+        lambda version, files: Manifest(
+            version=version, parent_version=latest, base_model=base_model, tuning=spec.to_dict(),
+            created_at="2026-01-01T00:00:00+00:00", files=files, kafka_offsets={}, examples_seen=0,
+            examples_in_version=0, last_train_loss=None, max_length=32, data_watermark_ms=1_700_000_000_000,
+        ),
+    )
