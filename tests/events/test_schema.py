@@ -39,9 +39,7 @@ def test_valid_event_is_normalised():
 
 
 def test_minimal_event_and_epoch_millis():
-    event = decode_event(
-        encode({"event_id": "e", "text": "t", "label": 0.25, "ts": 1_700_000_000_000})
-    )
+    event = decode_event(encode({"event_id": "e", "text": "t", "label": 0.25, "ts": 1_700_000_000_000}))
     assert isinstance(event, Event)
     assert event.label == 0.25 and event.ts_ms == 1_700_000_000_000 and event.context is None
 

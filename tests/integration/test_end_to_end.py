@@ -77,13 +77,11 @@ def test_events_to_served_version(settings, tmp_path):
         wait_for(lambda: store.latest_version(), 90, what="a published version")
         # The trainer publishes until it has trained everything valid.
         wait_for(
-            lambda: (
-                metric_value(httpx.get(trainer_metrics).text, "streamtune_examples_trained_total")
-                == len(valid)
-            ),
+            lambda: metric_value(httpx.get(trainer_metrics).text, "streamtune_examples_trained_total") == len(valid),
             90,
             what="all valid events trained",
         )
+
         def version_with_everything() -> int | None:
             version = store.latest_version()
             return version if version and store.read_manifest(version).examples_seen == len(valid) else None

@@ -19,10 +19,15 @@ pytestmark = pytest.mark.slow
 
 
 def test_minilm_learns_from_the_stream_and_serves_the_version(settings, minilm_dir):
-    settings = settings.model_copy(update={
-        "base_model": None,  # the default: the packaged MiniLM
-        "batch_size": 16, "learning_rate": 2e-3, "warmup_steps": 0, "max_length": 32,
-    })
+    settings = settings.model_copy(
+        update={
+            "base_model": None,  # the default: the packaged MiniLM
+            "batch_size": 16,
+            "learning_rate": 2e-3,
+            "warmup_steps": 0,
+            "max_length": 32,
+        }
+    )
     train_events = synthetic_events(192, seed=1, prefix="train")
     probe_events = synthetic_events(64, seed=2, prefix="probe")
 
@@ -36,7 +41,9 @@ def test_minilm_learns_from_the_stream_and_serves_the_version(settings, minilm_d
         store = CheckpointStore(settings.checkpoint_dir)
         wait_for(
             lambda: (v := store.latest_version()) and store.read_manifest(v).examples_seen == len(train_events),
-            240, interval_s=0.5, what="a version holding every event",
+            240,
+            interval_s=0.5,
+            what="a version holding every event",
         )
     finally:
         stop.set()

@@ -32,9 +32,7 @@ def synthetic_events(count: int, seed: int = 0, prefix: str = "ev") -> list[dict
     return events
 
 
-def produce(
-    bootstrap: str, topic: str, values: list[bytes | dict], key: bytes | None = None
-) -> None:
+def produce(bootstrap: str, topic: str, values: list[bytes | dict], key: bytes | None = None) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
     for value in values:
         raw = json.dumps(value).encode() if isinstance(value, dict) else value

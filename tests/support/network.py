@@ -16,9 +16,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for(
-    condition: Callable[[], T | None], timeout_s: float, interval_s: float = 0.1, what: str = ""
-) -> T:
+def wait_for(condition: Callable[[], T | None], timeout_s: float, interval_s: float = 0.1, what: str = "") -> T:
     """Poll ``condition`` until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
@@ -30,6 +28,4 @@ def wait_for(
         except Exception as error:
             last_error = error
         time.sleep(interval_s)
-    raise TimeoutError(
-        f"timed out after {timeout_s:.0f} s waiting for {what or condition}: {last_error}"
-    )
+    raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what or condition}: {last_error}")

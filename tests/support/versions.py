@@ -25,8 +25,17 @@ def publish_perturbed_version(
     return store.publish(
         lambda directory: save_state(state, tuning, directory),
         lambda version, files: Manifest(
-            version=version, parent_version=latest, base_model=base_model, tuning=spec.to_dict(),
-            created_at="2026-01-01T00:00:00+00:00", files=files, kafka_offsets={}, examples_seen=0,
-            examples_in_version=0, last_train_loss=None, max_length=32, data_watermark_ms=1_700_000_000_000,
+            version=version,
+            parent_version=latest,
+            base_model=base_model,
+            tuning=spec.to_dict(),
+            created_at="2026-01-01T00:00:00+00:00",
+            files=files,
+            kafka_offsets={},
+            examples_seen=0,
+            examples_in_version=0,
+            last_train_loss=None,
+            max_length=32,
+            data_watermark_ms=1_700_000_000_000,
         ),
     )
