@@ -28,12 +28,16 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev system-deps
 
-# Real Prometheus/promtool and docker-compose (config validation only) for the deployment tests.
+# Real Prometheus/promtool, nginx (config test) and docker-compose (config validation only) for the
+# deployment tests. --no-install-recommends: docker-compose would otherwise pull a Docker engine.
+SYSTEM_TOOLS := promtool prometheus docker-compose nginx
 system-deps:
-	@if ! command -v promtool >/dev/null || ! command -v docker-compose >/dev/null; then \
+	@missing=0; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
+	if [ $$missing = 1 ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus docker-compose >/dev/null; \
-	  else echo "note: install prometheus and docker-compose for the deployment tests"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      prometheus docker-compose nginx >/dev/null; \
+	  else echo "note: install $(SYSTEM_TOOLS) for the deployment tests"; fi; \
 	fi
 
 up: install
