@@ -38,7 +38,24 @@ def _parser() -> argparse.ArgumentParser:
     up.set_defaults(handler=_up)
 
     train = commands.add_parser("train", help="run the online trainer")
+    train.add_argument(
+        "--bootstrap",
+        type=Path,
+        metavar="FILE",
+        help="first train on this historical JSONL file of events and publish it as version 1 "
+        "(skipped when the store already holds a version), then follow the live stream",
+    )
     train.set_defaults(handler=_train)
+
+    rollback = commands.add_parser("rollback", help="serve an older version again (newer ones are kept)")
+    rollback.add_argument("--to", type=int, required=True, metavar="N", help="the version to serve")
+    rollback.set_defaults(handler=_rollback)
+
+    forget = commands.add_parser(
+        "forget", help="purge a user's events from the trainer's replay buffer and holdout window"
+    )
+    forget.add_argument("user_id", help="the user id as events carry it")
+    forget.set_defaults(handler=_forget)
 
     serve = commands.add_parser("serve", help="run the inference server")
     serve.set_defaults(handler=_serve)
@@ -61,8 +78,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
     from streamtune.datasets.cli import add_datasets_command
+    from streamtune.evaluation.cli import add_evaluate_command
 
     add_datasets_command(commands)
+    add_evaluate_command(commands)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -92,7 +111,43 @@ def _train(args: argparse.Namespace) -> int:
     trainer = TrainerService(settings)
     start_http_server(settings.trainer_metrics_port, addr=settings.http_host, registry=trainer.metrics.registry)
     trainer.setup()
+    if args.bootstrap is not None:
+        trainer.bootstrap(args.bootstrap)
     trainer.run(stop)
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from streamtune.checkpoints import CheckpointStore
+    from streamtune.errors import CheckpointError
+
+    settings = _settings(args)
+    store = CheckpointStore(settings.checkpoint_dir, settings.keep_versions)
+    try:
+        previous = store.rollback(args.to)
+    except CheckpointError as error:
+        print(f"cannot roll back to version {args.to}: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"LATEST now names version {args.to} (was {previous}); newer versions are kept. A running "
+        f"trainer continues from version {args.to}, re-consuming the events after its offsets."
+    )
+    return 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    from streamtune.privacy import ForgetRequests, Pseudonymiser
+
+    settings = _settings(args)
+    key = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
+    pseudonym = Pseudonymiser.for_store(key, settings.checkpoint_dir).pseudonym(args.user_id)
+    new = ForgetRequests(settings.checkpoint_dir).request(pseudonym)
+    print(
+        f"{'recorded' if new else 'already recorded'}: forget pseudonym {pseudonym}. The trainer drops "
+        "this user's examples from its replay buffer and holdout window within seconds (or when it "
+        "next starts); the next version no longer holds them. Versions already published keep their "
+        "holdout rows until retention removes them, and trained weights are not retrained."
+    )
     return 0
 
 

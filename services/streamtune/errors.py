@@ -23,3 +23,15 @@ class PublishError(CheckpointError):
 
 class ModelLoadError(StreamtuneError):
     """A version could not be loaded for serving; the previous one keeps serving."""
+
+
+class QueueFullError(StreamtuneError):
+    """The inference queue is full; the client should retry shortly (HTTP 429)."""
+
+
+class ModelNotReadyError(StreamtuneError):
+    """No version is loaded yet, or the server is shutting down (HTTP 503)."""
+
+
+class LineageMovedError(PublishError):
+    """LATEST no longer names the version a draft was trained from (a rollback happened)."""

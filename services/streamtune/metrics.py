@@ -76,9 +76,7 @@ class TrainerMetrics:
             registry=r,
         )
         self.train_loss = Gauge("streamtune_train_loss", "Loss of the latest training step", registry=r)
-        self.examples_trained = Counter(
-            "streamtune_examples_trained_total", "Stream examples trained on", registry=r
-        )
+        self.examples_trained = Counter("streamtune_examples_trained_total", "Stream examples trained on", registry=r)
         self.prequential_loss = Gauge(
             "streamtune_prequential_loss",
             "Rolling log-loss of the current model on events before it trains on them",
@@ -120,6 +118,36 @@ class TrainerMetrics:
         self.replay_buffer_bytes = Gauge(
             "streamtune_replay_buffer_bytes", "Memory held by the replay buffer", registry=r
         )
+        self.replay_buffer_examples = Gauge(
+            "streamtune_replay_buffer_examples", "Past examples held by the replay buffer", registry=r
+        )
+        self.events_held_out = Counter(
+            "streamtune_events_held_out_total",
+            "Events set aside (never trained on) for the quality gate's holdout",
+            registry=r,
+        )
+        self.holdout_examples = Gauge(
+            "streamtune_holdout_examples", "Examples in the gate's rolling holdout window", registry=r
+        )
+        self.holdout_loss = Gauge(
+            "streamtune_holdout_loss",
+            "Log-loss on the holdout window at the latest gate decision",
+            ["model"],
+            registry=r,
+        )
+        self.gate_restores = Counter(
+            "streamtune_gate_restores_total",
+            "Times repeated rejections sent the trainer back to the published weights",
+            registry=r,
+        )
+        self.learning_rate = Gauge(
+            "streamtune_learning_rate", "Learning rate of the latest training step", registry=r
+        )
+        self.lineage_reloads = Counter(
+            "streamtune_lineage_reloads_total",
+            "Times LATEST was moved by someone else (a rollback) and the trainer reloaded it",
+            registry=r,
+        )
 
 
 class ServingMetrics:
@@ -134,9 +162,7 @@ class ServingMetrics:
         self.serving_model_version = Gauge(
             "streamtune_serving_model_version", "Version answering requests (0: the base model)", registry=r
         )
-        self.model_swaps = Counter(
-            "streamtune_model_swaps_total", "Successful swaps to another version", registry=r
-        )
+        self.model_swaps = Counter("streamtune_model_swaps_total", "Successful swaps to another version", registry=r)
         self.model_swap_seconds = Histogram(
             "streamtune_model_swap_seconds",
             "Time from deciding to load a version to serving it (load, verify, warm up, swap)",
@@ -147,6 +173,19 @@ class ServingMetrics:
             "streamtune_model_swap_peak_memory_bytes",
             "Resident memory peak observed during the latest swap",
             registry=r,
+        )
+        self.model_swap_memory_increase_bytes = Gauge(
+            "streamtune_model_swap_memory_increase_bytes",
+            "Resident memory peak during the latest swap minus resident memory just before it",
+            registry=r,
+        )
+        self.pinned_model_version = Gauge(
+            "streamtune_pinned_model_version",
+            "Version pinned on this replica by an operator (-1: following LATEST)",
+            registry=r,
+        )
+        self.inference_queue_rows = Gauge(
+            "streamtune_inference_queue_rows", "Instances waiting for a forward pass", registry=r
         )
         self.model_load_failures = Counter(
             "streamtune_model_load_failures_total",
@@ -161,9 +200,7 @@ class ServingMetrics:
             buckets=_REQUEST_BUCKETS,
             registry=r,
         )
-        self.predictions = Counter(
-            "streamtune_predictions_total", "Instances scored", registry=r
-        )
+        self.predictions = Counter("streamtune_predictions_total", "Instances scored", registry=r)
         self.inference_batch_size = Histogram(
             "streamtune_inference_batch_size",
             "Instances per forward pass after dynamic batching",

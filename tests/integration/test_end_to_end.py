@@ -9,6 +9,8 @@ import pytest
 from confluent_kafka import Consumer
 
 from streamtune.checkpoints import CheckpointStore
+from streamtune.trainer.holdout import is_holdout
+from streamtune.trainer.lineage import audit_lineage
 from tests.support.events import produce, synthetic_events
 from tests.support.network import wait_for
 from tests.support.processes import ServiceProcess
@@ -53,6 +55,8 @@ def metric_value(text: str, name: str) -> float:
 
 def test_events_to_served_version(settings, tmp_path):
     valid = synthetic_events(40, prefix="e2e")
+    # The holdout share (by event-id hash) is never trained: it is the quality gate's data.
+    trained = [event for event in valid if not is_holdout(event["event_id"], settings.holdout_share)]
     trainer = ServiceProcess("train", settings, tmp_path / "trainer.log")
     server = ServiceProcess("serve", settings, tmp_path / "server.log")
     base = f"http://127.0.0.1:{settings.http_port}"
@@ -77,14 +81,14 @@ def test_events_to_served_version(settings, tmp_path):
         wait_for(lambda: store.latest_version(), 90, what="a published version")
         # The trainer publishes until it has trained everything valid.
         wait_for(
-            lambda: metric_value(httpx.get(trainer_metrics).text, "streamtune_examples_trained_total") == len(valid),
+            lambda: metric_value(httpx.get(trainer_metrics).text, "streamtune_examples_trained_total") == len(trained),
             90,
             what="all valid events trained",
         )
 
         def version_with_everything() -> int | None:
             version = store.latest_version()
-            return version if version and store.read_manifest(version).examples_seen == len(valid) else None
+            return version if version and store.read_manifest(version).examples_seen == len(trained) else None
 
         latest = wait_for(version_with_everything, 30, what="a version containing every valid event")
         wait_for(
@@ -110,7 +114,9 @@ def test_events_to_served_version(settings, tmp_path):
         assert all(0.0 <= p["score"] <= 1.0 for p in body["predictions"])
 
         manifest = store.verify(latest)
-        assert manifest.examples_seen == len(valid)
+        assert manifest.examples_seen == len(trained)
+        # The lineage's event lists name each trained event once and no held-out one.
+        assert sorted(audit_lineage(store).trained) == sorted(event["event_id"] for event in trained)
         # Offsets cover every record, valid or not: nothing will be re-read after a restart.
         assert sum(manifest.kafka_offsets.values()) == len(mixed)
 

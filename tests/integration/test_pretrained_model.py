@@ -10,6 +10,7 @@ import pytest
 from streamtune.checkpoints import CheckpointStore
 from streamtune.inference.loading import ModelLoader
 from streamtune.modeling.device import select_device
+from streamtune.trainer.holdout import is_holdout
 from streamtune.trainer.prequential import roc_auc
 from streamtune.trainer.service import TrainerService
 from tests.support.events import produce, synthetic_events
@@ -30,6 +31,7 @@ def test_minilm_learns_from_the_stream_and_serves_the_version(settings, minilm_d
     )
     train_events = synthetic_events(192, seed=1, prefix="train")
     probe_events = synthetic_events(64, seed=2, prefix="probe")
+    trained = [e for e in train_events if not is_holdout(e["event_id"], settings.holdout_share)]
 
     trainer = TrainerService(settings).setup()
     assert trainer.base_model == minilm_dir
@@ -40,7 +42,7 @@ def test_minilm_learns_from_the_stream_and_serves_the_version(settings, minilm_d
         produce(settings.kafka_bootstrap_servers, settings.events_topic, train_events)
         store = CheckpointStore(settings.checkpoint_dir)
         wait_for(
-            lambda: (v := store.latest_version()) and store.read_manifest(v).examples_seen == len(train_events),
+            lambda: (v := store.latest_version()) and store.read_manifest(v).examples_seen == len(trained),
             240,
             interval_s=0.5,
             what="a version holding every event",
@@ -52,7 +54,7 @@ def test_minilm_learns_from_the_stream_and_serves_the_version(settings, minilm_d
     manifest = store.verify(latest)
     assert manifest.tuning["tuning"] == "lora"
     assert manifest.base_model == minilm_dir
-    assert set(manifest.files) == {"adapter.safetensors"}
+    assert set(manifest.files) == {"adapter.safetensors", "events.json", "stream_state.safetensors"}
     assert manifest.files["adapter.safetensors"].bytes < 2_000_000  # the adapter only, not 90 MB
 
     loader = ModelLoader(store, minilm_dir, select_device("cpu"), max_length=32)

@@ -96,11 +96,27 @@ class Manifest:
             raise CheckpointError(f"parent {self.parent_version} is not older than version {self.version}")
         if not self.files:
             raise CheckpointError("manifest lists no files")
+        _check_tuning(self.tuning)
+        if self.max_length < 1:
+            raise CheckpointError(f"max_length must be >= 1, got {self.max_length}")
+        if min(self.examples_seen, self.examples_in_version, *self.kafka_offsets.values()) < 0:
+            raise CheckpointError("manifest counts and offsets must not be negative")
         for name, entry in self.files.items():
             if not _SAFE_NAME.match(name) or name == MANIFEST_FILE:
                 raise CheckpointError(f"manifest names an unsafe file {name!r}")
             if not re.fullmatch(r"[0-9a-f]{64}", entry.sha256) or entry.bytes < 0:
                 raise CheckpointError(f"manifest entry for {name!r} is malformed")
+
+
+def _check_tuning(tuning: dict[str, Any]) -> None:
+    """The tuning spec decides how weights are applied: refuse what no loader could use."""
+    if tuning.get("tuning") not in ("lora", "full"):
+        raise CheckpointError(f"manifest names an unknown tuning mode {tuning.get('tuning')!r}")
+    rank, alpha = tuning.get("lora_r", 1), tuning.get("lora_alpha", 1)
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise CheckpointError(f"manifest has an invalid LoRA rank {rank!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise CheckpointError(f"manifest has an invalid LoRA alpha {alpha!r}")
 
 
 def offset_key(topic: str, partition: int) -> str:

@@ -5,20 +5,29 @@ Layout::
     <root>/LATEST            "7\\n": the version to serve (rollback moves it back)
     <root>/v00000007/        one directory per version: weights + manifest.json
     <root>/.tmp-*            versions being written (never read; swept on start)
+    <root>/.lock             flock held while LATEST is checked and moved (publish, rollback)
+    <root>/pseudonymise.key  generated only when STREAMTUNE_PSEUDONYMISE_KEY is unset (0600)
+    <root>/forget/           requests to forget a user, by pseudonym (streamtune.privacy)
 
 A version directory either exists complete or not at all: it is assembled under a temporary
 name, every file and the directory are fsynced, and only then is it renamed into place.
+Nothing in a version is trusted before :meth:`CheckpointStore.verify` checked it: the manifest
+must be a small regular file (not a link, not a FIFO) naming plain files, and each file must be
+a regular file of the listed size and sha256. Only JSON and safetensors are ever parsed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import re
 import shutil
+import stat
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, Manifest
@@ -27,8 +36,12 @@ from streamtune.errors import CheckpointError, PublishError
 logger = logging.getLogger(__name__)
 
 LATEST_FILE = "LATEST"
-_VERSION_DIR = re.compile(r"^v(\d{8})$")
+LOCK_FILE = ".lock"
+_VERSION_DIR = re.compile(r"^v(\d{8,})$")
+_MAX_LATEST_BYTES = 64
 _TEMP_PREFIX = ".tmp-"
+# A manifest is a few KiB; anything much larger is not one (and is not read into memory).
+MAX_MANIFEST_BYTES = 1 << 20
 
 ManifestBuilder = Callable[[int, dict[str, FileEntry]], Manifest]
 PayloadWriter = Callable[[Path], None]
@@ -48,27 +61,36 @@ class CheckpointStore:
     # --- reading ---------------------------------------------------------------------------
     def versions(self) -> list[int]:
         """Complete versions (directory with a manifest), oldest first."""
-        if not self.root.is_dir():
-            return []
-        found = []
-        for entry in self.root.iterdir():
-            match = _VERSION_DIR.match(entry.name)
-            if match and entry.is_dir() and not entry.is_symlink() and (entry / MANIFEST_FILE).is_file():
-                found.append(int(match.group(1)))
-        return sorted(found)
+        return sorted(version for version, entry in self._numbered_entries() if _is_complete(entry))
 
     def latest_version(self) -> int | None:
         """The version LATEST points to; the newest complete one if LATEST is absent or bad."""
         try:
-            pointed = int((self.root / LATEST_FILE).read_text().strip())
-        except (OSError, ValueError):
+            pointed = int(_read_regular_file(self.root / LATEST_FILE, _MAX_LATEST_BYTES).decode().strip())
+        except (OSError, ValueError, CheckpointError):
             pointed = None
-        if pointed is not None and (self.path_of(pointed) / MANIFEST_FILE).is_file():
+        if pointed is not None and pointed >= 1 and _is_complete(self.path_of(pointed)):
             return pointed
         versions = self.versions()
         if pointed is not None:
             logger.warning("LATEST names version %s which is not complete; ignoring it", pointed)
         return versions[-1] if versions else None
+
+    def _numbered_entries(self) -> list[tuple[int, Path]]:
+        """Every entry named like a version, complete or not (canonical names only)."""
+        if not self.root.is_dir():
+            return []
+        numbered = []
+        for entry in self.root.iterdir():
+            match = _VERSION_DIR.match(entry.name)
+            if match and entry.name == version_dirname(int(match.group(1))):
+                numbered.append((int(match.group(1)), entry))
+        return numbered
+
+    def _next_version(self) -> int:
+        """One more than any version-like name: a stray file or a damaged directory keeps its
+        number, so a publish never collides with it."""
+        return max((version for version, _ in self._numbered_entries()), default=0) + 1
 
     def path_of(self, version: int) -> Path:
         return self.root / version_dirname(version)
@@ -76,7 +98,7 @@ class CheckpointStore:
     def read_manifest(self, version: int) -> Manifest:
         path = self.path_of(version) / MANIFEST_FILE
         try:
-            raw = path.read_bytes()
+            raw = _read_regular_file(path, MAX_MANIFEST_BYTES)
         except OSError as error:
             raise CheckpointError(f"cannot read {path}: {error.strerror or error}") from None
         manifest = Manifest.from_json(raw)
@@ -115,14 +137,13 @@ class CheckpointStore:
         7. versions beyond the retention are removed.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        version = (max(self.versions(), default=0)) + 1  # Step 1
+        version = self._next_version()  # Step 1
         temp = self.root / f"{_TEMP_PREFIX}{version_dirname(version)}-{uuid.uuid4().hex[:8]}"
         try:
             temp.mkdir()
             write_payload(temp)  # Step 2
             files = {  # Step 3
-                path.name: FileEntry(sha256=_sha256(path), bytes=_fsync_file(path))
-                for path in sorted(temp.iterdir())
+                path.name: FileEntry(sha256=_sha256(path), bytes=_fsync_file(path)) for path in sorted(temp.iterdir())
             }
             manifest = build_manifest(version, files)
             manifest.check()
@@ -153,6 +174,35 @@ class CheckpointStore:
             temp.unlink(missing_ok=True)
             raise PublishError(f"could not update LATEST to {version}: {error}") from error
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the store's LATEST lock (an exclusive ``flock``) across a check and a move.
+
+        The trainer publishes under it after checking that LATEST still names its parent, and a
+        rollback moves LATEST under it, so a rollback can never be overwritten by a publish that
+        was already under way. The kernel releases the lock if the holder dies.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK_FILE, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def rollback(self, version: int) -> int | None:
+        """Serve ``version`` again: verify it, then point LATEST at it; newer versions are kept.
+
+        Returns the version LATEST named before. A running trainer notices LATEST moved and
+        continues from ``version`` (its new versions are children of it).
+        """
+        self.verify(version)
+        with self.lock():
+            previous = self.latest_version()
+            self.set_latest(version)
+        logger.warning("rolled back: LATEST %s -> %d", previous, version)
+        return previous
+
     def sweep_temporary(self) -> int:
         """Remove leftovers of writes interrupted by a crash; only one writer may call this."""
         if not self.root.is_dir():
@@ -175,6 +225,24 @@ class CheckpointStore:
                 shutil.rmtree(doomed)
             except OSError as error:
                 logger.warning("could not remove old version %d: %s", version, error)
+
+
+def _is_complete(directory: Path) -> bool:
+    """A real directory (not a link) holding a manifest: a version, not yet verified."""
+    return directory.is_dir() and not directory.is_symlink() and (directory / MANIFEST_FILE).is_file()
+
+
+def _read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file that is not a symlink (a FIFO would block a reader forever, a
+    link could lead out of the store); larger than ``max_bytes`` is refused unread."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise CheckpointError(f"{path} is not a regular file")
+        if status.st_size > max_bytes:
+            raise CheckpointError(f"{path} has {status.st_size} bytes, more than {max_bytes}")
+        return handle.read(max_bytes + 1)
 
 
 def _sha256(path: Path) -> str:

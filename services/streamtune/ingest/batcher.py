@@ -38,9 +38,7 @@ class MicroBatcher(Generic[T]):
     ['c']
     """
 
-    def __init__(
-        self, max_size: int, max_latency_s: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, max_size: int, max_latency_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         if max_size < 1 or max_latency_s <= 0:
             raise ValueError("max_size must be >= 1 and max_latency_s > 0")
         self.max_size = max_size

@@ -54,15 +54,29 @@ class IngestConfig:
     pin_memory: bool = False
 
 
-PositionSource = Callable[[], dict[str, int]]
+@dataclass(frozen=True)
+class TrainedPosition:
+    """Where the model's training stands: ``"topic:partition"`` → next offset to train.
+
+    ``from_lineage`` is True once a version exists: a partition ``offsets`` does not name was
+    then never read by the lineage and starts at its beginning. Without a lineage, such a
+    partition starts at the group's committed offset (a store created for an existing group).
+    """
+
+    offsets: dict[str, int]
+    from_lineage: bool
+
+
+PositionSource = Callable[[], TrainedPosition]
 
 
 class EventIngestor(threading.Thread):
     """Feeds :class:`TrainingBatch` objects into a :class:`BatchHandoff`.
 
-    ``positions`` returns the offsets already trained into the model (``"topic:partition"`` →
-    next offset); on assignment the consumer seeks there, so the model's own state, not the
-    group's committed offsets, decides where training resumes.
+    ``positions`` returns the offsets already trained into the model (:class:`TrainedPosition`);
+    on assignment the consumer seeks there, so the model's own state, not the group's committed
+    offsets, decides where training resumes (after a rollback the committed offsets are ahead of
+    the lineage and would skip events).
     """
 
     def __init__(
@@ -83,13 +97,11 @@ class EventIngestor(threading.Thread):
         self._positions = positions
         self._config = config
         self._metrics = metrics
-        self._batcher: MicroBatcher[StreamExample] = MicroBatcher(
-            config.batch_size, config.max_batch_latency_s
-        )
+        self._batcher: MicroBatcher[StreamExample] = MicroBatcher(config.batch_size, config.max_batch_latency_s)
         self._consumed: dict[str, int] = {}  # next offset per partition, valid or not
         self._reported: dict[str, int] = {}  # offsets already handed off in a batch
         self._last_cut = time.monotonic()
-        self._waiting: TrainingBatch | None = None  # cut but not yet accepted by the hand-off
+        self._waiting: list[TrainingBatch] = []  # cut but not yet accepted by the hand-off
         self._assignment: list[TopicPartition] = []
         self._commit_requests: queue.Queue[dict[str, int]] = queue.Queue()
         self._stop_requested = threading.Event()
@@ -124,21 +136,21 @@ class EventIngestor(threading.Thread):
 
     def _step(self) -> None:
         self._commit_pending()
-        if self._waiting is not None and self._handoff.offer(self._waiting):
-            self._waiting = None
-            self._consumer.resume(self._assignment)
+        while self._waiting and self._handoff.offer(self._waiting[0]):
+            self._waiting.pop(0)
+            if not self._waiting:
+                self._consumer.resume(self._assignment)
         due_in = self._batcher.seconds_until_due()
         timeout = _IDLE_POLL_S if due_in is None else min(due_in, _IDLE_POLL_S)
         # While paused, poll() still serves the group protocol and delivers no records.
         for message in self._consumer.consume(num_messages=self._config.batch_size, timeout=timeout):
             self._handle(message)
-        if self._waiting is None:
+        if not self._waiting:
             due = self._batcher.take_if_due()
             if due is not None:
                 self._cut(due)
-            elif not len(self._batcher) and self._has_unreported_offsets():
-                if time.monotonic() - self._last_cut >= self._config.max_batch_latency_s:
-                    self._cut([])
+            elif self._only_invalid_records_pending():
+                self._cut([])  # moves the position past dead-lettered records
         self._producer.poll(0)
         self._metrics.batch_queue_depth.set(self._handoff.depth())
         self._update_lag()
@@ -157,8 +169,9 @@ class EventIngestor(threading.Thread):
             self._dead_letter(message, decoded)
             return
         kind, produced_ms = message.timestamp()
-        example = StreamExample(decoded, message.topic(), message.partition(), message.offset(),
-                                produced_ms if kind != 0 else None)
+        example = StreamExample(
+            decoded, message.topic(), message.partition(), message.offset(), produced_ms if kind != 0 else None
+        )
         closed = self._batcher.add(example)
         if closed is not None:
             self._cut(closed)
@@ -183,9 +196,11 @@ class EventIngestor(threading.Thread):
         batch = self._tokenize(examples)
         self._reported = dict(self._consumed)
         self._last_cut = time.monotonic()
-        if not self._handoff.offer(batch):
-            self._waiting = batch
-            self._consumer.pause(self._assignment)
+        # Batches stay in cut order: a later one may never overtake one still waiting.
+        if self._waiting or not self._handoff.offer(batch):
+            if not self._waiting:
+                self._consumer.pause(self._assignment)
+            self._waiting.append(batch)
 
     def _tokenize(self, examples: list[StreamExample]) -> TrainingBatch:
         events = [example.event for example in examples]
@@ -212,8 +227,12 @@ class EventIngestor(threading.Thread):
             user_ids=[e.user_id for e in events],
         )
 
-    def _has_unreported_offsets(self) -> bool:
-        return self._consumed != self._reported
+    def _only_invalid_records_pending(self) -> bool:
+        return (
+            not len(self._batcher)
+            and self._consumed != self._reported
+            and time.monotonic() - self._last_cut >= self._config.max_batch_latency_s
+        )
 
     # --- offsets and rebalances ------------------------------------------------------------
     def _commit_pending(self) -> None:
@@ -244,30 +263,37 @@ class EventIngestor(threading.Thread):
             trained = self._positions()
         for tp in partitions:
             key = offset_key(tp.topic, tp.partition)
-            if key in trained:
-                tp.offset = trained[key]
-        committed = consumer.committed([tp for tp in partitions if tp.offset < 0], timeout=10)
+            if key in trained.offsets:
+                tp.offset = trained.offsets[key]
+            elif trained.from_lineage:
+                tp.offset = OFFSET_BEGINNING
+        unknown = [tp for tp in partitions if tp.offset < 0 and tp.offset != OFFSET_BEGINNING]
+        committed = consumer.committed(unknown, timeout=10) if unknown else []
         by_key = {offset_key(tp.topic, tp.partition): tp.offset for tp in committed}
         for tp in partitions:
-            if tp.offset < 0:
+            if tp.offset < 0 and tp.offset != OFFSET_BEGINNING:
                 stored = by_key.get(offset_key(tp.topic, tp.partition), -1)
                 tp.offset = stored if stored >= 0 else OFFSET_BEGINNING
             if tp.offset >= 0:
                 self._consumed[offset_key(tp.topic, tp.partition)] = tp.offset
         self._reported = dict(self._consumed)
         consumer.assign(partitions)
+        consumer.resume(partitions)  # a pause for a full hand-off must not outlive the rebalance
         self._assignment = list(partitions)
         logger.info("assigned %s", ", ".join(f"{tp.topic}:{tp.partition}@{tp.offset}" for tp in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        dropped = self._handoff.invalidate() + (1 if self._waiting is not None else 0)
+        dropped = self._handoff.invalidate() + len(self._waiting)
         open_items = len(self._batcher.take())
-        self._waiting = None
+        self._waiting = []
         self._consumed.clear()
         self._reported.clear()
         self._assignment = []
-        logger.info("partitions revoked: dropped %d queued batches and %d open examples "
-                    "(they are re-read after reassignment)", dropped, open_items)
+        logger.info(
+            "partitions revoked: dropped %d queued batches and %d open examples (they are re-read after reassignment)",
+            dropped,
+            open_items,
+        )
 
     def _update_lag(self) -> None:
         now = time.monotonic()

@@ -6,23 +6,17 @@ import torch
 from torch.nn.functional import binary_cross_entropy_with_logits
 
 from streamtune.modeling.device import autocast
-
-
-def warmup_then_constant(warmup_steps: int):
-    """LR multiplier: linear warm-up, then constant. A stream has no end, so no decay to zero:
-    a decaying schedule would stop the model from adapting to drift."""
-
-    def factor(step: int) -> float:
-        return min(1.0, (step + 1) / (warmup_steps + 1))
-
-    return factor
+from streamtune.trainer.l2sp import L2SPPenalty
+from streamtune.trainer.schedule import StreamSchedule
 
 
 class OnlineLearner:
     """Optimiser and steps for a model on one device.
 
     On CUDA the optimiser is the fused AdamW kernel and steps run under bf16 autocast where the
-    GPU supports it; on CPU everything is fp32.
+    GPU supports it; on CPU everything is fp32. The learning rate follows a
+    :class:`~streamtune.trainer.schedule.StreamSchedule` (warm-up, constant, re-warm on drift);
+    with ``l2sp_weight > 0`` the loss adds an L2-SP pull towards the starting weights.
     """
 
     def __init__(
@@ -32,6 +26,9 @@ class OnlineLearner:
         learning_rate: float,
         weight_decay: float,
         warmup_steps: int,
+        rewarm_factor: float = 1.0,
+        rewarm_steps: int = 0,
+        l2sp_weight: float = 0.0,
     ) -> None:
         self.model = model.to(device)
         self.device = device
@@ -41,8 +38,26 @@ class OnlineLearner:
         self.optimizer = torch.optim.AdamW(
             trainable, lr=learning_rate, weight_decay=weight_decay, fused=device.type == "cuda"
         )
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_then_constant(warmup_steps))
+        self.schedule = StreamSchedule(warmup_steps, rewarm_factor, rewarm_steps)
+        self._scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
+        # Anchored here, before any version's weights are applied: the pull is towards the base.
+        self.l2sp = L2SPPenalty(self.model, l2sp_weight) if l2sp_weight > 0 else None
         self.steps = 0
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def rewarm(self) -> None:
+        """Raise the learning rate again from the next step on (after a drift alarm)."""
+        step = self._scheduler.last_epoch
+        self.schedule.rewarm(step)
+        for group, base in zip(self.optimizer.param_groups, self._scheduler.base_lrs, strict=True):
+            group["lr"] = base * self.schedule(step)
+
+    def reset_optimizer(self) -> None:
+        """Forget AdamW's moments: they belong to weights that were just replaced."""
+        self.optimizer.state.clear()
 
     def _to_device(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: tensor.to(self.device, non_blocking=True) for name, tensor in inputs.items()}
@@ -62,9 +77,10 @@ class OnlineLearner:
         with autocast(self.device):
             logits = self.model(**self._to_device(inputs)).logits.squeeze(-1)
         loss = binary_cross_entropy_with_logits(logits.float(), labels)
-        loss.backward()
+        objective = loss + self.l2sp() if self.l2sp is not None else loss
+        objective.backward()
         self.optimizer.step()
-        self.schedule.step()
+        self._scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.steps += 1
         return float(loss.detach())

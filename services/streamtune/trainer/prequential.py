@@ -52,6 +52,17 @@ class RollingScore:
         return {name: value for name, value in metrics.items() if np.isfinite(value)}
 
 
+def log_losses(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per-example binary log-loss of probabilities ``scores`` (clipped away from 0 and 1).
+
+    >>> log_losses(np.array([1.0, 0.0]), np.array([0.5, 0.5])).round(4).tolist()
+    [0.6931, 0.6931]
+    """
+    p = np.clip(np.asarray(scores, dtype=np.float64), _EPS, 1 - _EPS)
+    y = np.asarray(labels, dtype=np.float64)
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
 def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float | None:
     """Area under the ROC curve from average ranks (ties count one half)."""
     n_pos = int(positive.sum())

@@ -6,17 +6,20 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from pathlib import Path
 
+import numpy as np
 import torch
 from confluent_kafka import Producer
 
 from streamtune.checkpoints import CheckpointStore, Manifest
 from streamtune.checkpoints.manifest import FileEntry
-from streamtune.errors import PublishError
+from streamtune.errors import LineageMovedError, PublishError
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling.base import TuningSpec
 from streamtune.modeling.weights import save_state
+from streamtune.trainer.version_files import VersionEvents, write_events, write_stream_state
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ class VersionDraft:
     data_watermark_ms: int | None
     produced_watermark_ms: int | None
     metrics: dict[str, float] = field(default_factory=dict)
+    events: VersionEvents = field(default_factory=VersionEvents)
+    stream_state: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class VersionPublisher:
@@ -67,7 +72,10 @@ class VersionPublisher:
         Steps, in this order:
         1. flush the producer: every dead letter covered by the draft's offsets is acknowledged
            by the cluster (otherwise a crash after step 2 would skip records never dead-lettered);
-        2. write the version into the store (temp dir, fsync, rename, LATEST) — durable from here;
+        2. under the store's lock, check that LATEST still names the draft's parent (else a
+           rollback happened: raise :class:`LineageMovedError`), then write the version — weights,
+           ``events.json``, ``stream_state.safetensors`` — (temp dir, fsync, rename, LATEST):
+           durable from here;
         3. announce it on the models topic (a hint: servers also poll the store);
         4. commit the offsets to the consumer group — never before step 2.
         A failure in steps 1–2 raises :class:`PublishError` and leaves store and offsets as they
@@ -79,10 +87,18 @@ class VersionPublisher:
             self._metrics.publish_failures.inc()
             raise PublishError(f"{undelivered} dead letters not acknowledged by Kafka; not publishing")
         try:
-            manifest = self._store.publish(  # Step 2
-                lambda directory: save_state(draft.state, self._spec.tuning, directory),
-                lambda version, files: self._manifest(version, files, draft),
-            )
+            with self._store.lock():  # Step 2
+                latest = self._store.latest_version()
+                if latest != draft.parent_version:
+                    raise LineageMovedError(
+                        f"LATEST names version {latest}, the draft was trained from {draft.parent_version}"
+                    )
+                manifest = self._store.publish(
+                    lambda directory: self._write_payload(directory, draft),
+                    lambda version, files: self._manifest(version, files, draft),
+                )
+        except LineageMovedError:
+            raise
         except PublishError:
             self._metrics.publish_failures.inc()
             raise
@@ -97,9 +113,17 @@ class VersionPublisher:
         self._metrics.last_publish_timestamp.set(time.time())
         logger.info(
             "published version %d (%d examples, %d bytes) in %.3f s",
-            manifest.version, draft.examples_in_version, size, elapsed,
+            manifest.version,
+            draft.examples_in_version,
+            size,
+            elapsed,
         )
         return manifest
+
+    def _write_payload(self, directory: Path, draft: VersionDraft) -> None:
+        save_state(draft.state, self._spec.tuning, directory)
+        write_events(directory, draft.events)
+        write_stream_state(directory, draft.stream_state)
 
     def _manifest(self, version: int, files: dict[str, FileEntry], draft: VersionDraft) -> Manifest:
         return Manifest(
@@ -107,7 +131,7 @@ class VersionPublisher:
             parent_version=draft.parent_version,
             base_model=self._base_model,
             tuning=self._spec.to_dict(),
-            created_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            created_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
             files=files,
             kafka_offsets=dict(draft.kafka_offsets),
             examples_seen=draft.examples_seen,
@@ -125,4 +149,3 @@ class VersionPublisher:
             self._producer.poll(0)
         except Exception as error:  # servers poll the store too, so a lost hint only adds delay
             logger.warning("could not announce version %d: %s", manifest.version, error)
-

@@ -1,0 +1,157 @@
+"""The quality gate: publish a candidate only if it is not worse than what is served.
+
+Pure decision logic; the trainer supplies per-example holdout log-losses (and AUCs) of the
+candidate, the published weights and the *reference* weights (below), all on the same window.
+
+Criteria — the candidate must be "not worse" than both the published and the reference weights:
+
+* log-loss, compared pairwise and robustly: the per-example differences ``candidate - baseline``
+  are sorted, the most extreme ``trim`` share is cut from each end, and the mean of the rest
+  must be ``<= tolerance``. A plain mean would let a handful of mislabelled holdout examples
+  decide: a confident, correct model pays up to ~7 nats on each of them, so a candidate that
+  merely hedges, or was trained on the wrong labels, looks better on the window. Trimming makes
+  the verdict rest on what the bulk of the window says (the trimmed mean: Tukey & McLaughlin,
+  "Less vulnerable confidence and significance procedures for location based on a single
+  sample", Sankhyā A 25, 1963; Wilcox, "Introduction to Robust Estimation and Hypothesis
+  Testing", ch. 3).
+* ROC AUC (when both classes are present): ``candidate >= baseline - auc_tolerance`` — ranking,
+  blind to calibration.
+
+The tolerance absorbs the noise of comparing two nearly equal models. Measured from the
+published version alone it would renew at every publish and allow a staircase down (each step
+within tolerance — what a slow poisoning produces), so it is also measured from the reference:
+the newest published version whose (trimmed) log-loss was no worse than the reference before
+it. A candidate worse than the reference within tolerance is published, but the reference
+stays, so the tolerance is a budget, not a step.
+
+Limits, stated plainly: the holdout comes from the stream, so a change that fills more than the
+trimmed share of the window wins — a long enough "poisoned stretch" is indistinguishable from
+genuine concept drift, and that is also how genuine drift gets through. ``trim`` and the window
+length (``STREAMTUNE_HOLDOUT_WINDOW``) set how much evidence that takes.
+
+A lineage with no published version compares against the base model's weights, so the first
+version is also refused if training made things worse.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Score:
+    """One set of weights on the holdout window: per-example log-losses, and AUC if defined."""
+
+    losses: np.ndarray
+    auc: float | None = None
+
+    @property
+    def loss(self) -> float:
+        return float(np.mean(self.losses)) if len(self.losses) else float("nan")
+
+    def __str__(self) -> str:
+        return f"{self.loss:.4f}" + (f"/{self.auc:.4f}" if _known(self.auc) else "")
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """What to do with a candidate, and why (``reason`` goes into the log)."""
+
+    publish: bool
+    restore: bool
+    reason: str
+    # The candidate becomes the new reference (its loss is no worse than the old one's).
+    new_reference: bool = False
+
+
+def trimmed_mean(values: np.ndarray, trim: float) -> float:
+    """Mean after cutting ``floor(trim * n)`` values from each end.
+
+    >>> trimmed_mean(np.array([-9.0, 0.1, 0.2, 0.3, 0.4, 0.1, 0.2, 0.3, 0.4, 5.0]), 0.1)
+    0.25
+    """
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    cut = math.floor(trim * len(ordered))
+    kept = ordered[cut : len(ordered) - cut]
+    return float(kept.mean()) if len(kept) else float("nan")
+
+
+class QualityGate:
+    """Publish when not worse than published and reference; restore after ``patience`` rejections.
+
+    Examples
+    --------
+    >>> gate = QualityGate(tolerance=0.01, auc_tolerance=0.02, trim=0.1, min_examples=10, patience=2)
+    >>> good = Score(np.full(20, 0.40), auc=0.80)
+    >>> gate.judge(Score(np.full(20, 0.38), auc=0.81), published=good, reference=good).new_reference
+    True
+    >>> # Better on two mislabelled examples by a lot, worse on the other eighteen: refused.
+    >>> poisoned = Score(np.r_[np.full(18, 0.45), [0.1, 0.1]], auc=0.80)
+    >>> outlying = Score(np.r_[np.full(18, 0.40), [5.0, 5.0]], auc=0.80)
+    >>> poisoned.loss < outlying.loss
+    True
+    >>> print(gate.judge(poisoned, published=outlying, reference=outlying).reason)
+    ... # doctest: +NORMALIZE_WHITESPACE
+    candidate 0.4150/0.8000 vs published 0.8600/0.8000, reference 0.8600/0.8000: trimmed loss
+    difference +0.0500 / +0.0500 (tolerance 0.0100) on 20 examples: rejection 1 of 2
+    """
+
+    def __init__(self, tolerance: float, auc_tolerance: float, trim: float, min_examples: int, patience: int) -> None:
+        if tolerance < 0 or auc_tolerance < 0 or not 0 <= trim < 0.5 or min_examples < 1 or patience < 1:
+            raise ValueError("tolerances must be >= 0, 0 <= trim < 0.5, min_examples and patience >= 1")
+        self.tolerance = tolerance
+        self.auc_tolerance = auc_tolerance
+        self.trim = trim
+        self.min_examples = min_examples
+        self.patience = patience
+        self.rejections_in_a_row = 0
+
+    def can_judge(self, examples: int) -> bool:
+        return examples >= self.min_examples
+
+    def judge(self, candidate: Score, published: Score, reference: Score) -> GateDecision:
+        """Decide on one candidate."""
+        examples = len(candidate.losses)
+        if not self.can_judge(examples):
+            self.rejections_in_a_row = 0
+            reason = f"only {examples} holdout examples (< {self.min_examples}): not judged"
+            return GateDecision(True, False, reason, new_reference=True)
+        against_published = trimmed_mean(candidate.losses - published.losses, self.trim)
+        against_reference = trimmed_mean(candidate.losses - reference.losses, self.trim)
+        description = (
+            f"candidate {candidate} vs published {published}, reference {reference}: trimmed loss "
+            f"difference {against_published:+.4f} / {against_reference:+.4f} (tolerance {self.tolerance:.4f}) "
+            f"on {examples} examples"
+        )
+        passed = (
+            against_published <= self.tolerance
+            and against_reference <= self.tolerance
+            and _ranks_as_well(candidate, published, self.auc_tolerance)
+            and _ranks_as_well(candidate, reference, self.auc_tolerance)
+        )
+        if passed:
+            self.rejections_in_a_row = 0
+            return GateDecision(True, False, description, new_reference=against_reference <= 0)
+        self.rejections_in_a_row += 1
+        count = self.rejections_in_a_row
+        restore = count >= self.patience
+        if restore:
+            self.rejections_in_a_row = 0
+        return GateDecision(False, restore, f"{description}: rejection {count} of {self.patience}")
+
+    def reset(self) -> None:
+        """Forget the rejection streak (the published weights changed under us)."""
+        self.rejections_in_a_row = 0
+
+
+def _ranks_as_well(candidate: Score, baseline: Score, tolerance: float) -> bool:
+    if _known(candidate.auc) and _known(baseline.auc):
+        return candidate.auc >= baseline.auc - tolerance
+    return True
+
+
+def _known(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)

@@ -1,0 +1,121 @@
+"""Score a candidate, the published and the reference weights on the holdout window, and let
+the gate decide.
+
+The published and reference weights (see :mod:`streamtune.trainer.gate`) are kept as CPU copies
+of the trainable state — usually one and the same; for full fine-tuning each distinct one is a
+copy of the model. Scoring them means swapping them into the live model for a moment and back;
+the holdout window caches their scores per example, so a decision scores them only on examples
+that arrived since the previous one, and the candidate on the whole window (a few hundred
+examples: milliseconds for the tiny test model, about a second for MiniLM on two CPU cores).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from streamtune.modeling.weights import apply_state
+from streamtune.trainer.gate import GateDecision, QualityGate, Score
+from streamtune.trainer.holdout import HoldoutWindow
+from streamtune.trainer.learner import OnlineLearner
+from streamtune.trainer.prequential import log_losses, roc_auc
+
+logger = logging.getLogger(__name__)
+
+Weights = dict[str, torch.Tensor]
+PUBLISHED = "published"
+REFERENCE = "reference"
+
+
+@dataclass
+class Verdict:
+    """A gate decision with the figures behind it (also written into the manifest)."""
+
+    decision: GateDecision
+    figures: dict[str, float] = field(default_factory=dict)
+    candidate_scores: np.ndarray | None = None
+
+
+class Gatekeeper:
+    """Owns the holdout window, the published and reference weights, and the :class:`QualityGate`."""
+
+    def __init__(self, gate: QualityGate, holdout: HoldoutWindow, tuning: str) -> None:
+        self.gate = gate
+        self.holdout = holdout
+        self._tuning = tuning
+        self.published_state: dict[str, torch.Tensor] = {}
+        self._reference_state: dict[str, torch.Tensor] = {}
+
+    def set_published(self, state: dict[str, torch.Tensor]) -> None:
+        """The published weights changed by other means than :meth:`accept` (start, rollback)."""
+        self.published_state = self._reference_state = state
+        self.holdout.forget_scores(PUBLISHED)
+        self.holdout.forget_scores(REFERENCE)
+        self.gate.reset()
+
+    def judge(self, learner: OnlineLearner, candidate_state: dict[str, torch.Tensor]) -> Verdict:
+        """Compare the model as it is now (``candidate_state``) with the published weights."""
+        examples = len(self.holdout)
+        if not self.gate.can_judge(examples):
+            unjudged = Score(np.zeros(examples))
+            return Verdict(self.gate.judge(unjudged, unjudged, unjudged))
+        labels = self.holdout.labels()
+        candidate = self._score(learner, None)
+        published = self._cached_scores(learner, PUBLISHED, self.published_state, candidate_state)
+        if self._reference_state is self.published_state:
+            reference = published
+        else:
+            reference = self._cached_scores(learner, REFERENCE, self._reference_state, candidate_state)
+        scores = {
+            name: _score(labels, values)
+            for name, values in (("", candidate), ("_published", published), ("_reference", reference))
+        }
+        figures = {"holdout_examples": float(examples)}
+        for suffix, score in scores.items():
+            figures[f"holdout_logloss{suffix}"] = score.loss
+            if score.auc is not None:
+                figures[f"holdout_auc{suffix}"] = score.auc
+        decision = self.gate.judge(scores[""], scores["_published"], scores["_reference"])
+        return Verdict(decision, figures, candidate)
+
+    def accept(self, verdict: Verdict, candidate_state: dict[str, torch.Tensor]) -> None:
+        """The candidate was published: its weights and holdout scores are the published ones."""
+        if verdict.decision.new_reference:
+            self._reference_state = candidate_state
+            self._remember(REFERENCE, verdict.candidate_scores)
+        self.published_state = candidate_state
+        self._remember(PUBLISHED, verdict.candidate_scores)
+
+    def _remember(self, name: str, scores: np.ndarray | None) -> None:
+        if scores is None:
+            self.holdout.forget_scores(name)
+        else:
+            self.holdout.set_scores(name, scores)
+
+    def _cached_scores(self, learner: OnlineLearner, name: str, state: Weights, candidate_state: Weights) -> np.ndarray:
+        """Scores of ``state`` on the window, computing only the ones not cached yet."""
+        unscored = self.holdout.unscored_slots(name)
+        if len(unscored):
+            apply_state(learner.model, state, self._tuning)
+            try:
+                self.holdout.set_scores(name, self._score(learner, unscored), unscored)
+            finally:
+                apply_state(learner.model, candidate_state, self._tuning)
+        return self.holdout.scores(name)
+
+    def _score(self, learner: OnlineLearner, slots: np.ndarray | None) -> np.ndarray:
+        """Scores at ``slots`` (default: the window, oldest first), batched by length: rows of
+        similar length share a batch, so little compute goes into padding."""
+        slots = self.holdout.slots() if slots is None else slots
+        by_length = np.argsort(self.holdout.lengths(slots), kind="stable")
+        parts = [learner.score(inputs).numpy() for inputs in self.holdout.batches(slots[by_length])]
+        scores = np.empty(len(slots), dtype=np.float64)
+        scores[by_length] = np.concatenate(parts) if parts else np.empty(0)
+        return scores
+
+
+def _score(labels: np.ndarray, scores: np.ndarray) -> Score:
+    return Score(log_losses(labels, scores), roc_auc(labels >= 0.5, scores))

@@ -1,0 +1,64 @@
+"""What the trainer did since its last published version: the next version's bookkeeping."""
+
+from __future__ import annotations
+
+from streamtune.ingest.handoff import TrainingBatch
+from streamtune.trainer.version_files import VersionEvents
+
+
+class VersionLedger:
+    """Trained, discarded, held-out and duplicate events since the last publish.
+
+    ``replay_mark`` is the replay buffer's arrival count at the last publish, so the examples a
+    refused candidate added to the buffer can be forgotten with it.
+    """
+
+    def __init__(self, replay_mark: int = 0) -> None:
+        self.replay_mark = replay_mark
+        self.batches = 0
+        self.examples = 0
+        self.last_loss: float | None = None
+        self.data_watermark_ms: int | None = None
+        self.produced_watermark_ms: int | None = None
+        self.trained: list[str] = []
+        self.discarded: list[str] = []
+        self.held_out = 0
+        self.duplicates = 0
+
+    def consumed(self, held_out: int, duplicates: int) -> None:
+        """A batch of valid events was taken off the stream (whatever was trained of it)."""
+        self.batches += 1
+        self.held_out += held_out
+        self.duplicates += duplicates
+
+    def trained_on(self, batch: TrainingBatch, event_ids: list[str], loss: float) -> None:
+        self.examples += len(event_ids)
+        self.trained.extend(event_ids)
+        self.last_loss = loss
+        self.data_watermark_ms = _max(self.data_watermark_ms, batch.data_watermark_ms)
+        self.produced_watermark_ms = _max(self.produced_watermark_ms, batch.produced_watermark_ms)
+
+    def discard_training(self) -> int:
+        """The weights went back to the published ones: what was trained is now discarded.
+
+        The ids move to ``discarded`` (the next version records their fate); the counts that
+        describe the weights start over. Returns how many examples were discarded.
+        """
+        discarded = self.examples
+        self.discarded.extend(self.trained)
+        self.trained = []
+        self.batches = self.examples = 0
+        self.last_loss = self.data_watermark_ms = self.produced_watermark_ms = None
+        return discarded
+
+    def events(self) -> VersionEvents:
+        return VersionEvents(
+            trained=list(self.trained),
+            discarded=list(self.discarded),
+            held_out=self.held_out,
+            duplicates=self.duplicates,
+        )
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)

@@ -1,0 +1,109 @@
+"""A bounded reservoir of past training examples, mixed into each micro-batch.
+
+Rehearsing a uniform sample of the past while learning the present is the simplest strong guard
+against catastrophic forgetting in online learning (Chaudhry et al., "On Tiny Episodic Memories
+in Continual Learning", 2019, arXiv:1902.10486). Reservoir sampling keeps every example seen so
+far in the buffer with equal probability ``capacity / seen`` without knowing the stream's length
+(Vitter, "Random sampling with a reservoir", ACM TOMS 11(1), 1985 — Algorithm R).
+
+The buffer lives in memory only: after a restart it refills from the stream. Replayed examples
+are a deliberate second use of past events, not stream events: they are not counted in
+``examples_seen`` nor listed in a version's trained events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from streamtune.trainer.token_rows import TokenRows
+
+
+class ReplayBuffer:
+    """Reservoir of tokenized examples bounded by a count and a byte budget.
+
+    Parameters
+    ----------
+    capacity
+        Most examples held.
+    max_bytes
+        Most bytes the token table may take; lowers ``capacity`` if needed.
+    width, vocab_size, token_types, pad_id
+        Shape of the rows (see :class:`TokenRows`).
+    seed
+        Seed of the sampling generator (reproducible runs).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        max_bytes: int,
+        width: int,
+        vocab_size: int,
+        token_types: bool,
+        pad_id: int,
+        seed: int = 0,
+    ) -> None:
+        per_row = TokenRows.bytes_per_row(width, vocab_size, token_types)
+        self.capacity = max(0, min(capacity, max_bytes // per_row))
+        self._rows = TokenRows(self.capacity, width, vocab_size, token_types, pad_id)
+        self._added_at = np.zeros(self.capacity, dtype=np.int64)  # arrival number of each slot
+        self._size = 0
+        self.seen = 0
+        self._random = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the buffer's arrays (allocated up front, so constant)."""
+        return self._rows.nbytes + self._added_at.nbytes
+
+    def add(self, inputs: dict[str, torch.Tensor], rows: np.ndarray, labels: np.ndarray) -> None:
+        """Offer the given rows of a trained batch to the reservoir (Algorithm R)."""
+        if self.capacity == 0:
+            return
+        for row, label in zip(rows.tolist(), labels.tolist(), strict=True):
+            self.seen += 1
+            if self._size < self.capacity:
+                slot = self._size
+                self._size += 1
+            else:
+                slot = int(self._random.integers(self.seen))
+                if slot >= self.capacity:
+                    continue
+            self._rows.put(np.array([slot]), inputs, np.array([row]), np.array([label]))
+            self._added_at[slot] = self.seen
+
+    def sample(self, count: int) -> tuple[dict[str, torch.Tensor], torch.Tensor] | None:
+        """``count`` distinct examples drawn uniformly (fewer if the buffer is smaller)."""
+        count = min(count, self._size)
+        if count <= 0:
+            return None
+        slots = self._random.choice(self._size, size=count, replace=False)
+        return self._rows.batch(slots)
+
+    def mark(self) -> int:
+        """A point in the arrival order, for :meth:`forget_since`."""
+        return self.seen
+
+    def forget_since(self, mark: int) -> int:
+        """Drop every example that arrived after ``mark`` (training on them was undone).
+
+        Examples they displaced are not brought back; the reservoir simply continues from
+        ``mark`` arrivals. Returns how many were dropped.
+        """
+        doomed = np.flatnonzero(self._added_at[: self._size] > mark)
+        for slot in sorted(doomed.tolist(), reverse=True):
+            last = self._size - 1
+            if slot != last:
+                self._rows.copy_rows(self._rows, np.array([last]), np.array([slot]))
+                self._added_at[slot] = self._added_at[last]
+            self._size -= 1
+        self.seen = min(self.seen, mark)
+        return len(doomed)
+
+    def clear(self) -> None:
+        self._size = 0
+        self.seen = 0
