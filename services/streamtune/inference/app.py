@@ -1,113 +1,100 @@
-"""Assemble the FastAPI application: routes, request metrics, and the model follower's lifetime.
+"""Assemble the FastAPI application: routers, middleware, error answers, and the lifetimes of
+the batcher and the model follower.
 
 Nothing heavy happens at import or construction: the model loads in the follower thread after
 start-up, and ``/readyz`` answers 503 until it has.
 """
 
-import asyncio
+from __future__ import annotations
+
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streamtune.checkpoints import CheckpointStore
+from streamtune.errors import ModelNotReadyError, QueueFullError
+from streamtune.inference.admin import Pinning, admin_router
+from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.follower import VersionFollower
 from streamtune.inference.loading import ServedModel
-from streamtune.inference.schemas import PredictResponse, build_request_models
+from streamtune.inference.middleware import BodyLimits, RequestTimer
+from streamtune.inference.routes import scoring_router, status_router, unavailable
+from streamtune.inference.schemas import build_request_models
 from streamtune.inference.slot import ModelSlot
 from streamtune.metrics import ServingMetrics
 
 logger = logging.getLogger(__name__)
 
-VERSION_HEADER = "X-Model-Version"
-WATERMARK_HEADER = "X-Data-Watermark-Ms"
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """Limits of the REST API (from the settings)."""
+
+    max_instances: int = 256
+    max_text_chars: int = 4096
+    max_request_bytes: int = 1 << 20
 
 
 def create_app(
     slot: ModelSlot[ServedModel],
     metrics: ServingMetrics,
+    batcher: DynamicBatcher,
+    store: CheckpointStore,
     start_follower: Callable[[], VersionFollower] | None = None,
-    max_instances: int = 256,
-    max_text_chars: int = 4096,
+    limits: ServingLimits | None = None,
+    admin_token: str | None = None,
 ) -> FastAPI:
-    """The inference app; ``start_follower`` starts the thread that loads and swaps versions."""
-    models = build_request_models(max_instances, max_text_chars)
-    PredictRequest = models.PredictRequest  # noqa: N806 - a class, built for these limits
-    # One inference thread: torch parallelises each forward over the cores already, and a
-    # single queue keeps concurrent requests from thrashing the CPU caches.
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamtune-infer")
+    """The inference app; ``start_follower`` starts the thread that loads and swaps versions,
+    ``batcher`` (started and stopped with the app) scores requests."""
+    limits = limits or ServingLimits()
+    rejected = metrics.requests_rejected
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        follower = start_follower() if start_follower else None
-        app.state.follower = follower
+        batcher.start()  # first: the follower's first load warms up on the batcher's worker
+        app.state.follower = start_follower() if start_follower else None
         try:
             yield
         finally:
-            if follower is not None:
-                follower.stop()
-                follower.join(timeout=10)
-            executor.shutdown(wait=False, cancel_futures=True)
+            if app.state.follower is not None:
+                app.state.follower.stop()
+                app.state.follower.join(timeout=10)
+            batcher.stop()
 
     app = FastAPI(title="streamtune inference", version="1", lifespan=lifespan)
+    app.state.follower = None
+    app.state.batcher = batcher
 
-    @app.middleware("http")
-    async def record_latency(request: Request, call_next):  # noqa: ANN001, ANN202
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        metrics.request_seconds.labels(endpoint=endpoint, status=str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+    def follower() -> VersionFollower | None:
+        return app.state.follower
 
-    def not_ready() -> JSONResponse:
-        return JSONResponse({"detail": "no model loaded yet"}, status_code=503, headers={"Retry-After": "1"})
+    app.add_middleware(
+        BodyLimits, max_bytes=limits.max_request_bytes, on_refused=lambda reason: rejected.labels(reason).inc()
+    )
+    app.add_middleware(RequestTimer, metrics=metrics)  # added last: outermost, so it times refusals too
+    app.include_router(scoring_router(batcher, build_request_models(limits.max_instances, limits.max_text_chars)))
+    app.include_router(status_router(slot, follower, metrics))
+    app.include_router(admin_router(Pinning(store, slot, metrics), follower, admin_token))
 
-    def version_headers(served: ServedModel, response: Response) -> None:
-        response.headers[VERSION_HEADER] = str(served.version)
-        if served.data_watermark_ms is not None:
-            response.headers[WATERMARK_HEADER] = str(served.data_watermark_ms)
+    @app.exception_handler(QueueFullError)
+    async def queue_full(request: Request, error: QueueFullError) -> JSONResponse:
+        rejected.labels("queue_full").inc()
+        return unavailable(429, f"the server is at capacity ({error}); retry shortly")
 
-    @app.post("/v1/predict", response_model=PredictResponse)
-    async def predict(body: PredictRequest, response: Response):  # type: ignore[valid-type]
-        served = slot.current  # this request finishes on this version, whatever swaps meanwhile
-        if served is None:
-            return not_ready()
-        texts = [instance.text for instance in body.instances]
-        contexts = [instance.context for instance in body.instances]
-        loop = asyncio.get_running_loop()
-        scores = await loop.run_in_executor(executor, served.predict, texts, contexts)
-        metrics.predictions.inc(len(scores))
-        version_headers(served, response)
-        return PredictResponse(model_version=served.version, predictions=[{"score": s} for s in scores])
+    @app.exception_handler(ModelNotReadyError)
+    async def not_ready(request: Request, error: ModelNotReadyError) -> JSONResponse:
+        rejected.labels("not_ready").inc()
+        return unavailable(503, str(error))
 
-    @app.get("/v1/model")
-    async def model_info(response: Response):
-        served = slot.current
-        if served is None:
-            return not_ready()
-        version_headers(served, response)
-        return {"model_version": served.version, "manifest": served.manifest}
-
-    @app.get("/healthz")
-    async def healthz():
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz():
-        served = slot.current
-        if served is None:
-            return not_ready()
-        return {"status": "ready", "model_version": served.version}
-
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        rejected.labels("invalid").inc()
+        return await request_validation_exception_handler(request, error)
 
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
@@ -14,6 +15,8 @@ from streamtune.inference.slot import ModelSlot
 from streamtune.metrics import ServingMetrics
 
 logger = logging.getLogger(__name__)
+
+_POLL_SLICE_S = 0.25
 
 
 class VersionFollower(threading.Thread):
@@ -37,7 +40,9 @@ class VersionFollower(threading.Thread):
         self._metrics = metrics
         self._stop_requested = threading.Event()
         self._assigned = False
+        # Set by an operator through the admin API; per replica, lost on restart.
         self.pinned: int | None = None
+        self.rounds = 0  # times the target version was checked (observable progress)
 
     def stop(self) -> None:
         self._stop_requested.set()
@@ -53,6 +58,7 @@ class VersionFollower(threading.Thread):
         try:
             while not self._stop_requested.is_set():
                 self._slot.ensure(self.target_version())
+                self.rounds += 1
                 self._wait_for_announcement()
         finally:
             if self._consumer is not None:
@@ -62,9 +68,13 @@ class VersionFollower(threading.Thread):
         if self._consumer is None or not self._assign():
             self._stop_requested.wait(self._poll_seconds)
             return
-        message = self._consumer.poll(self._poll_seconds)
-        if message is not None and message.error() is None:
-            logger.info("announcement of version %s", (message.key() or b"?").decode(errors="replace"))
+        # In short slices, so that stop() is honoured promptly even with a long poll interval.
+        deadline = time.monotonic() + self._poll_seconds
+        while not self._stop_requested.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            message = self._consumer.poll(min(remaining, _POLL_SLICE_S))
+            if message is not None and message.error() is None:
+                logger.info("announcement of version %s", (message.key() or b"?").decode(errors="replace"))
+                return
 
     def _assign(self) -> bool:
         """Read announcements from now on, without a consumer group (nothing to coordinate)."""

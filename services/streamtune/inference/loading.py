@@ -1,35 +1,51 @@
 """Turn a version in the store into a ready-to-serve model: verify, build, warm up.
 
-Only safetensors and JSON are read. LoRA versions are merged into the base weights after
-loading, so serving a fine-tuned version costs exactly what serving the base model costs.
+Only safetensors and JSON are read. A version is built as an overlay on the base model (see
+:mod:`streamtune.inference.overlay`): LoRA adapters are merged into private copies of the layers
+they adapt, so serving a fine-tuned version costs exactly what serving the base model costs, and
+keeping two versions in memory during a swap costs only the tensors they change. A fully
+fine-tuned version replaces every tensor: it loads into a staging copy while the old version
+serves, and the old copy is freed when the last batch using it is done.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
+import threading
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.errors import CheckpointError, ModelLoadError
-from streamtune.modeling.base import TuningSpec, load_base_model, load_tokenizer, wrap_for_tuning
+from streamtune.inference.bucketing import plan_buckets
+from streamtune.inference.overlay import full_tensors, merged_lora_tensors, overlay_module
+from streamtune.modeling.base import TuningSpec, load_base_model, load_tokenizer
 from streamtune.modeling.device import autocast
-from streamtune.modeling.encoding import encode_pairs
-from streamtune.modeling.weights import apply_state, load_state
+from streamtune.modeling.encoding import PAD_MULTIPLE
+from streamtune.modeling.weights import load_state
 
 logger = logging.getLogger(__name__)
 
-_WARMUP_TEXTS = ("warm-up", "a somewhat longer warm-up text to exercise a second sequence length " * 3)
+T = TypeVar("T")
+# Runs a function where forward passes run (the batcher's worker), and returns its result.
+Runner = Callable[[Callable[[], T]], T]
+
+# Representative requests for the warm-up: item texts of everyday lengths, alone and batched.
+# Kept short: the warm-up runs between serving batches, and its time is added to theirs.
+_WARMUP_TEXTS = ("a short item text", "a longer item text, with a few more words to give it a second length")
+_WARMUP_SIZES = (1, 4)
+# Rows per forward pass when the caller sets no limit.
+DEFAULT_MAX_ROWS = 64
 
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One immutable loaded version; requests keep a reference for their whole duration."""
+    """One immutable loaded version; a batch keeps a reference for its whole duration."""
 
     version: int
     manifest: dict[str, Any]
@@ -37,31 +53,99 @@ class ServedModel:
     tokenizer: PreTrainedTokenizerBase
     device: torch.device
     max_length: int
+    # Fast tokenizers hold mutable truncation state and refuse concurrent use ("Already
+    # borrowed"); every version of one loader shares the tokenizer, so they share this lock.
+    tokenizer_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
     def data_watermark_ms(self) -> int | None:
         return self.manifest.get("data_watermark_ms")
 
+    def predict(
+        self,
+        texts: Sequence[str],
+        contexts: Sequence[str | None],
+        max_rows: int = DEFAULT_MAX_ROWS,
+        on_forward: Callable[[int], object] | None = None,
+    ) -> list[float]:
+        """Probabilities of the positive class for (text, context) pairs (see :meth:`score_groups`)."""
+        scores = [0.0] * len(texts)
+        for rows, group_scores in self.score_groups(texts, contexts, max_rows):
+            for row, score in zip(rows, group_scores, strict=True):
+                scores[row] = score
+            if on_forward is not None:
+                on_forward(len(rows))
+        return scores
+
+    def score_groups(
+        self, texts: Sequence[str], contexts: Sequence[str | None], max_rows: int = DEFAULT_MAX_ROWS
+    ) -> Iterator[tuple[list[int], list[float]]]:
+        """Scores one length group at a time: (row indices, their probabilities) per forward pass.
+
+        Every pair is tokenized once, as in training (:func:`streamtune.modeling.encoding.encode_pairs`)
+        but unpadded; rows are then grouped by length (:func:`plan_buckets`), and each group is
+        padded only to its own longest row. Groups come shortest first, so a caller can answer
+        short requests before the long ones are done.
+        """
+        for rows, features in self._length_groups(texts, contexts, max_rows):
+            yield rows, self.forward(features)
+
+    def _length_groups(
+        self, texts: Sequence[str], contexts: Sequence[str | None], max_rows: int
+    ) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
+        """Row indices and padded model inputs of each length group."""
+        multiple = PAD_MULTIPLE if self.max_length % PAD_MULTIPLE == 0 else 1
+        with self.tokenizer_lock:
+            # The arguments of encode_pairs, less its padding of the whole batch to its longest row.
+            encoded = self.tokenizer(
+                list(texts),
+                [context or "" for context in contexts],
+                truncation="longest_first",
+                max_length=self.max_length,
+            )
+            groups = []
+            for rows in plan_buckets([len(ids) for ids in encoded["input_ids"]], max_rows, multiple):
+                group = {name: [values[row] for row in rows] for name, values in encoded.items()}
+                features = self.tokenizer.pad(group, pad_to_multiple_of=multiple, return_tensors="pt")
+                groups.append((rows, dict(features)))
+        return groups
+
     @torch.inference_mode()
-    def predict(self, texts: list[str], contexts: list[str | None]) -> list[float]:
-        inputs = encode_pairs(self.tokenizer, texts, contexts, self.max_length)
-        inputs = {name: tensor.to(self.device, non_blocking=True) for name, tensor in inputs.items()}
+    def forward(self, features: dict[str, torch.Tensor]) -> list[float]:
+        """Probabilities for one padded batch of model inputs."""
+        inputs = {name: tensor.to(self.device, non_blocking=True) for name, tensor in features.items()}
         with autocast(self.device):
             logits = self.module(**inputs).logits.squeeze(-1)
         return torch.sigmoid(logits.float()).cpu().tolist()
 
 
 class ModelLoader:
-    """Builds :class:`ServedModel` objects for versions of one store and base model."""
+    """Builds :class:`ServedModel` objects for versions of one store and base model.
 
-    def __init__(self, store: CheckpointStore, base_model: str, device: torch.device, max_length: int) -> None:
+    ``warm_up_runner`` runs the warm-up batches where serving batches run (the batcher's worker
+    thread), so a warm-up never competes with requests for the cores; by default they run in
+    the loading thread.
+    """
+
+    def __init__(
+        self,
+        store: CheckpointStore,
+        base_model: str,
+        device: torch.device,
+        max_length: int,
+        warm_up_runner: Runner | None = None,
+    ) -> None:
         self._store = store
         self._base_model = base_model
         self._device = device
         self._max_length = max_length
+        self._warm_up_runner = warm_up_runner
         self._tokenizer = load_tokenizer(base_model)
-        # Loaded once; every version starts from a copy, so no version sees another's weights.
-        self._template = load_base_model(base_model).eval()
+        self._tokenizer_lock = threading.Lock()
+        # Loaded once and never written: version 0 serves it as is, every other version is an
+        # overlay sharing the tensors it does not change.
+        self._template = load_base_model(base_model).to(device).eval()
+        self._template.requires_grad_(False)
 
     def load(self, version: int) -> ServedModel:
         """Load ``version`` (0: the base model itself); raises :class:`ModelLoadError`."""
@@ -78,27 +162,34 @@ class ModelLoader:
 
     def _base(self) -> ServedModel:
         manifest = {"version": 0, "base_model": self._base_model, "tuning": None}
-        return self._served(0, manifest, copy.deepcopy(self._template), self._max_length)
+        return self._served(0, manifest, self._template, self._max_length)
 
     def _version(self, version: int) -> ServedModel:
         manifest = self._store.verify(version)
         spec = TuningSpec.from_dict(manifest.tuning)
         state = load_state(self._store.path_of(version), spec.tuning)
-        module = wrap_for_tuning(copy.deepcopy(self._template), spec)
-        apply_state(module, state, spec.tuning)
         if spec.tuning == "lora":
-            module = module.merge_and_unload()
-        return self._served(version, asdict(manifest), module.eval(), manifest.max_length)
+            tensors = merged_lora_tensors(self._template, state, spec.lora_alpha, spec.lora_r)
+        elif spec.tuning == "full":
+            tensors = full_tensors(self._template, state)
+        else:
+            raise ModelLoadError(f"version {version} has unknown tuning mode {spec.tuning!r}")
+        module = overlay_module(self._template, tensors).eval()
+        return self._served(version, asdict(manifest), module, manifest.max_length)
 
     def _served(self, version: int, manifest: dict[str, Any], module: torch.nn.Module, max_length: int) -> ServedModel:
-        module = module.to(self._device).eval()
-        module.requires_grad_(False)
-        return ServedModel(version, manifest, module, self._tokenizer, self._device, max_length)
+        return ServedModel(version, manifest, module, self._tokenizer, self._device, max_length, self._tokenizer_lock)
 
     def _warm_up(self, served: ServedModel) -> None:
-        """Run representative batches before going live, so the first request pays no
-        one-off costs (allocator growth, kernel selection)."""
-        for size in (1, 8):
-            scores = served.predict(list(_WARMUP_TEXTS * size)[:size], [None] * size)
+        """Run representative batches before going live: the first requests pay no one-off
+        costs (allocator growth, kernel selection), and a version that produces invalid scores
+        is refused."""
+        for size in _WARMUP_SIZES:
+            texts = list(_WARMUP_TEXTS * size)[:size]
+
+            def batch(texts: list[str] = texts) -> list[float]:
+                return served.predict(texts, [None] * len(texts))
+
+            scores = self._warm_up_runner(batch) if self._warm_up_runner else batch()
             if not all(0.0 <= score <= 1.0 for score in scores):
                 raise ModelLoadError(f"version {served.version} produced invalid scores on warm-up")

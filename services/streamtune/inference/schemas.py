@@ -1,11 +1,15 @@
-"""Request and response bodies of the REST API. Limits come from the settings, so the models
-are built by a factory; the OpenAPI schema then states the real limits."""
+"""Request and response bodies of the REST API. Limits come from the settings, so the request
+models are built by a factory; the OpenAPI schema then states the real limits."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Candidate ids are the caller's keys (item ids), echoed back; they need no more room than this.
+MAX_ID_CHARS = 256
 
 
 class Prediction(BaseModel):
@@ -17,13 +21,64 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class RankedCandidate(BaseModel):
+    id: str
+    score: float = Field(description="Probability of the positive class")
+
+
+class RankResponse(BaseModel):
+    model_version: int
+    candidates: list[RankedCandidate] = Field(description="Highest score first, at most top_k")
+
+
+class ModelInfo(BaseModel):
+    model_version: int
+    manifest: dict[str, Any]
+    pinned: int | None = Field(description="Version pinned on this replica, None when following LATEST")
+
+
+class PinRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=0, le=99_999_999, description="Version to serve on this replica (0: the base model)")
+
+
+class PinResponse(BaseModel):
+    model_version: int | None = Field(description="Version this replica serves now")
+    pinned: int | None
+
+
+class VersionEntry(BaseModel):
+    version: int
+    manifest: dict[str, Any] | None = Field(description="The manifest, with the version's training metrics")
+    error: str | None = Field(default=None, description="Why the manifest could not be read")
+
+
+class SwapInfo(BaseModel):
+    version: int
+    previous: int | None
+    seconds: float
+    memory_before_bytes: int
+    memory_peak_bytes: int
+
+
+class ModelsResponse(BaseModel):
+    serving: int | None
+    pinned: int | None
+    latest: int | None
+    last_swap: SwapInfo | None
+    versions: list[VersionEntry]
+
+
 @dataclass(frozen=True)
 class RequestModels:
     Instance: type[BaseModel]
     PredictRequest: type[BaseModel]
+    RankRequest: type[BaseModel]
 
 
 def build_request_models(max_instances: int, max_text_chars: int) -> RequestModels:
+    """Request models enforcing these limits."""
+
     class Instance(BaseModel):
         model_config = ConfigDict(extra="forbid")
         text: str = Field(min_length=1, max_length=max_text_chars, description="The item's text")
@@ -33,4 +88,22 @@ def build_request_models(max_instances: int, max_text_chars: int) -> RequestMode
         model_config = ConfigDict(extra="forbid")
         instances: list[Instance] = Field(min_length=1, max_length=max_instances)
 
-    return RequestModels(Instance=Instance, PredictRequest=PredictRequest)
+    class Candidate(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="The caller's key, echoed back")
+        text: str = Field(min_length=1, max_length=max_text_chars, description="The item's text")
+
+    class RankRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        context: str | None = Field(default=None, max_length=max_text_chars, description="User/request context")
+        candidates: list[Candidate] = Field(min_length=1, max_length=max_instances)
+        top_k: int | None = Field(default=None, ge=1, description="Return the best top_k (default: all)")
+
+        @model_validator(mode="after")
+        def _unique_ids(self) -> RankRequest:
+            ids = [candidate.id for candidate in self.candidates]
+            if len(set(ids)) != len(ids):
+                raise ValueError("candidate ids must be unique")
+            return self
+
+    return RequestModels(Instance=Instance, PredictRequest=PredictRequest, RankRequest=RankRequest)

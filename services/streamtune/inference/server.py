@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import uuid
 
+import torch
 import uvicorn
 from fastapi import FastAPI
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.config import Settings
-from streamtune.inference.app import create_app
+from streamtune.inference.app import ServingLimits, create_app
+from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.follower import VersionFollower
-from streamtune.inference.loading import ModelLoader
+from streamtune.inference.loading import ModelLoader, ServedModel
 from streamtune.inference.slot import ModelSlot
 from streamtune.kafka.clients import make_consumer
 from streamtune.metrics import ServingMetrics
@@ -23,13 +25,28 @@ logger = logging.getLogger(__name__)
 
 
 def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> FastAPI:
+    """The inference app for these settings (nothing loads until the app starts)."""
     metrics = metrics or ServingMetrics()
+    metrics.pinned_model_version.set(-1)
     store = CheckpointStore(settings.checkpoint_dir, settings.keep_versions)
     device = select_device(settings.device)
+    if settings.serve_threads is not None:
+        torch.set_num_threads(settings.serve_threads)
     base_model = resolve_base_model(settings.base_model)
     logger.info("serving on %s from store %s (base model %s)", describe(device), store.root, base_model)
-    loader = ModelLoader(store, base_model, device, settings.max_length)
-    slot: ModelSlot = ModelSlot(loader.load, metrics)
+
+    def current() -> ServedModel | None:
+        return slot.current
+
+    batcher = DynamicBatcher(
+        current,
+        metrics,
+        max_batch=settings.serve_max_batch,
+        max_wait_s=settings.serve_max_wait_ms / 1000,
+        max_queued=max(settings.serve_max_queue, settings.max_instances),  # a full request always fits
+    )
+    loader = ModelLoader(store, base_model, device, settings.max_length, warm_up_runner=batcher.run_exclusive)
+    slot: ModelSlot[ServedModel] = ModelSlot(loader.load, metrics)
 
     def start_follower() -> VersionFollower:
         consumer = make_consumer(
@@ -37,19 +54,13 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
             group_id=f"streamtune-serve-{uuid.uuid4().hex[:12]}",  # never joins: partitions are assigned
             **{"auto.offset.reset": "latest"},
         )
-        follower = VersionFollower(
-            store, slot, consumer, settings.models_topic, settings.store_poll_seconds, metrics
-        )
+        follower = VersionFollower(store, slot, consumer, settings.models_topic, settings.store_poll_seconds, metrics)
         follower.start()
         return follower
 
-    return create_app(
-        slot,
-        metrics,
-        start_follower=start_follower,
-        max_instances=settings.max_instances,
-        max_text_chars=settings.max_text_chars,
-    )
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    limits = ServingLimits(settings.max_instances, settings.max_text_chars, settings.max_request_bytes)
+    return create_app(slot, metrics, batcher, store, start_follower, limits, admin_token=token)
 
 
 def serve(settings: Settings) -> None:

@@ -1,0 +1,240 @@
+"""Dynamic batching: requests that arrive together share forward passes.
+
+The event loop never runs the model. A request's rows go into a bounded queue and the handler
+awaits a future; one worker thread takes the oldest request, waits at most ``max_wait_s`` from
+its arrival for more (never beyond ``max_batch`` rows), and scores them together — the delayed
+batching of Clipper (Crankshaw et al., 2017, "Clipper: A Low-Latency Online Prediction Serving
+System", NSDI). It waits only while at least one more request is expected within the window
+(:class:`ArrivalRate`): a lone client is not made to wait for company that never comes. While
+the worker is busy, requests gather by themselves.
+
+The model is read once per batch, so a swap between two batches never mixes versions inside
+one, and every answer carries the version that produced its scores. A request is never split
+across batches. When the queue already holds ``max_queued`` rows a new request is refused at
+once (:class:`QueueFullError`, HTTP 429) instead of queueing without bound.
+
+One worker is enough: torch spreads each forward over the cores already, and a single thread
+keeps forwards from competing for them. (Two single-threaded workers on two cores measured no
+better than one worker.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from streamtune.errors import ModelNotReadyError, QueueFullError
+from streamtune.inference.arrivals import ArrivalRate
+from streamtune.inference.loading import ServedModel
+from streamtune.metrics import ServingMetrics
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Scores of one request and the version that produced them."""
+
+    version: int
+    data_watermark_ms: int | None
+    scores: list[float]
+
+
+@dataclass
+class _Request:
+    texts: Sequence[str]
+    contexts: Sequence[str | None]
+    future: asyncio.Future[Scored]
+    loop: asyncio.AbstractEventLoop
+    arrived: float = field(default_factory=time.monotonic)
+
+    @property
+    def rows(self) -> int:
+        return len(self.texts)
+
+
+@dataclass
+class _Task:
+    """A function to run on the worker between two batches (a warm-up)."""
+
+    function: Callable[[], object]
+    result: Future = field(default_factory=Future)
+
+
+class DynamicBatcher:
+    """Coalesces concurrent scoring requests into forward passes on one worker thread."""
+
+    def __init__(
+        self,
+        current: Callable[[], ServedModel | None],
+        metrics: ServingMetrics,
+        max_batch: int = 64,
+        max_wait_s: float = 0.005,
+        max_queued: int = 1024,
+    ) -> None:
+        self._current = current
+        self._metrics = metrics
+        self._max_batch = max_batch
+        self._max_wait_s = max_wait_s
+        self._max_queued = max_queued
+        self._queue: collections.deque[_Request | _Task] = collections.deque()
+        self._queued_rows = 0
+        self._ready = threading.Condition()
+        self._stopping = False
+        self._arrivals = ArrivalRate()
+        self._worker = threading.Thread(target=self._run, name="streamtune-batcher", daemon=True)
+
+    def start(self) -> None:
+        self._worker.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish what is queued, then end the worker."""
+        with self._ready:
+            self._stopping = True
+            self._ready.notify_all()
+        if self._worker.is_alive():
+            self._worker.join(timeout_s)
+
+    @property
+    def queued_rows(self) -> int:
+        """Instances waiting for a forward pass."""
+        return self._queued_rows
+
+    async def score(self, texts: Sequence[str], contexts: Sequence[str | None]) -> Scored:
+        """Scores for (text, context) pairs, all from one version.
+
+        Raises :class:`QueueFullError` when the queue is full and :class:`ModelNotReadyError`
+        when no version is loaded yet or the batcher is stopping.
+        """
+        loop = asyncio.get_running_loop()
+        request = _Request(texts, contexts, loop.create_future(), loop)
+        with self._ready:
+            if self._stopping:
+                raise ModelNotReadyError("the server is shutting down")
+            if self._queued_rows + request.rows > self._max_queued and self._queued_rows > 0:
+                raise QueueFullError(f"{self._queued_rows} instances are already waiting")
+            self._queue.append(request)
+            self._queued_rows += request.rows
+            self._arrivals.update(request.arrived)
+            self._metrics.inference_queue_rows.set(self._queued_rows)
+            self._ready.notify()
+        return await request.future
+
+    def run_exclusive(self, function: Callable[[], T]) -> T:
+        """Run ``function`` on the worker between two batches and return its result; called
+        from another thread (the one loading a version). Runs inline when no worker runs."""
+        if threading.current_thread() is self._worker or not self._worker.is_alive():
+            return function()
+        task = _Task(function)
+        with self._ready:
+            if self._stopping:
+                return function()
+            self._queue.append(task)
+            self._ready.notify()
+        return task.result.result()
+
+    # --- worker ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while (work := self._next()) is not None:
+            if isinstance(work, _Task):
+                self._run_task(work)
+            else:
+                self._score_batch(work)
+
+    def _next(self) -> list[_Request] | _Task | None:
+        """The next task, or the next batch once it is full or its oldest request has waited
+        ``max_wait_s``; None when stopping with nothing left."""
+        with self._ready:
+            while not self._queue and not self._stopping:
+                self._ready.wait()
+            if not self._queue:
+                return None
+            head = self._queue[0]
+            if isinstance(head, _Task):
+                return self._queue.popleft()  # type: ignore[return-value]
+            deadline = head.arrived + self._max_wait_s
+            while self._queued_rows < self._max_batch and not self._stopping:
+                now = time.monotonic()
+                if now >= deadline or self._arrivals.expected_within(self._max_wait_s, now) < 1.0:
+                    break
+                self._ready.wait(deadline - now)
+            batch: list[_Request] = []
+            rows = 0
+            while self._queue and isinstance(self._queue[0], _Request):
+                request = self._queue[0]
+                if batch and rows + request.rows > self._max_batch:
+                    break
+                self._queue.popleft()
+                batch.append(request)
+                rows += request.rows
+            self._queued_rows -= rows
+            self._metrics.inference_queue_rows.set(self._queued_rows)
+            return batch
+
+    def _score_batch(self, batch: list[_Request]) -> None:
+        live = [request for request in batch if not request.future.done()]  # cancelled: client gone
+        if not live:
+            return
+        served = self._current()  # one reference for the whole batch: no version mixing
+        if served is None:
+            for request in live:
+                _settle(request, error=ModelNotReadyError("no model loaded yet"))
+            return
+        texts = [text for request in live for text in request.texts]
+        contexts = [context for request in live for context in request.contexts]
+        owner = [index for index, request in enumerate(live) for _ in range(request.rows)]
+        starts = [0, *itertools.accumulate(request.rows for request in live)]
+        scores = [0.0] * len(texts)
+        missing = [request.rows for request in live]
+        try:
+            # A request is answered as soon as its last row is scored: short rows come first.
+            for rows, group_scores in served.score_groups(texts, contexts, self._max_batch):
+                self._metrics.inference_batch_size.observe(len(rows))
+                for row, score in zip(rows, group_scores, strict=True):
+                    scores[row] = score
+                    missing[owner[row]] -= 1
+                for index in {owner[row] for row in rows}:
+                    if missing[index] == 0:
+                        part = scores[starts[index] : starts[index + 1]]
+                        _settle(live[index], Scored(served.version, served.data_watermark_ms, part))
+        except Exception as error:  # one bad batch answers its requests; the worker goes on
+            logger.exception("a batch of %d instances failed on version %d", len(texts), served.version)
+            for index, request in enumerate(live):
+                if missing[index]:
+                    _settle(request, error=error)
+            return
+        self._metrics.predictions.inc(len(texts))
+
+    @staticmethod
+    def _run_task(task: _Task) -> None:
+        try:
+            task.result.set_result(task.function())
+        except BaseException as error:  # handed to the waiting thread, which re-raises it
+            task.result.set_exception(error)
+
+
+def _settle(request: _Request, result: Scored | None = None, error: BaseException | None = None) -> None:
+    """Complete a request's future from the worker thread, on its event loop."""
+
+    def complete() -> None:
+        if request.future.done():
+            return
+        if error is not None:
+            request.future.set_exception(error)
+        else:
+            request.future.set_result(result)
+
+    try:
+        request.loop.call_soon_threadsafe(complete)
+    except RuntimeError:  # the loop is closed: nobody waits for this answer any more
+        logger.debug("dropped an answer for a closed event loop")

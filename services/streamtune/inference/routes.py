@@ -1,0 +1,114 @@
+"""The public routes: scoring (predict, rank) and the replica's status (model, health, metrics).
+
+No ``from __future__ import annotations`` here: FastAPI evaluates the annotations of route
+functions, and the request classes are local to the router factory.
+"""
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from streamtune.inference.batching import DynamicBatcher
+from streamtune.inference.follower import VersionFollower
+from streamtune.inference.loading import ServedModel
+from streamtune.inference.schemas import (
+    ModelInfo,
+    Prediction,
+    PredictResponse,
+    RankedCandidate,
+    RankResponse,
+    RequestModels,
+)
+from streamtune.inference.slot import ModelSlot
+from streamtune.metrics import ServingMetrics
+
+VERSION_HEADER = "X-Model-Version"
+WATERMARK_HEADER = "X-Data-Watermark-Ms"
+# Seconds a client should wait before retrying a 429 or 503: the queue drains in about that long.
+RETRY_AFTER_S = 1
+
+NOT_READY = {503: {"description": "No model loaded yet (see the Retry-After header)"}}
+SCORING_ERRORS = {
+    413: {"description": "Request body too large"},
+    415: {"description": "Request body is not JSON"},
+    429: {"description": "Queue full: retry after the Retry-After header's seconds"},
+    **NOT_READY,
+}
+
+
+def unavailable(status: int, detail: str) -> JSONResponse:
+    """A 429 or 503 telling the client when to retry."""
+    return JSONResponse({"detail": detail}, status_code=status, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def versioned_response(body: BaseModel, version: int, data_watermark_ms: int | None) -> Response:
+    """``body`` as JSON with the headers naming the version (and its data watermark)."""
+    headers = {VERSION_HEADER: str(version)}
+    if data_watermark_ms is not None:
+        headers[WATERMARK_HEADER] = str(data_watermark_ms)
+    return Response(body.model_dump_json(), media_type="application/json", headers=headers)
+
+
+def scoring_router(batcher: DynamicBatcher, models: RequestModels) -> APIRouter:
+    """``/v1/predict`` and ``/v1/rank``, both scored through the dynamic batcher."""
+    router = APIRouter(tags=["scoring"])
+    PredictRequest, RankRequest = models.PredictRequest, models.RankRequest
+
+    @router.post("/v1/predict", response_model=PredictResponse, responses=SCORING_ERRORS)
+    async def predict(body: PredictRequest) -> Response:  # type: ignore[valid-type]
+        """Score each instance with the served version."""
+        instances = body.instances  # type: ignore[attr-defined]
+        scored = await batcher.score([i.text for i in instances], [i.context for i in instances])
+        predictions = [Prediction.model_construct(score=score) for score in scored.scores]
+        response = PredictResponse.model_construct(model_version=scored.version, predictions=predictions)
+        return versioned_response(response, scored.version, scored.data_watermark_ms)
+
+    @router.post("/v1/rank", response_model=RankResponse, responses=SCORING_ERRORS)
+    async def rank(body: RankRequest) -> Response:  # type: ignore[valid-type]
+        """Score every candidate against the context; best first, at most ``top_k``."""
+        candidates, context = body.candidates, body.context  # type: ignore[attr-defined]
+        scored = await batcher.score([c.text for c in candidates], [context] * len(candidates))
+        order = sorted(range(len(candidates)), key=lambda index: -scored.scores[index])  # stable on ties
+        ranked = [RankedCandidate.model_construct(id=candidates[i].id, score=scored.scores[i]) for i in order]
+        response = RankResponse.model_construct(model_version=scored.version, candidates=ranked[: body.top_k])  # type: ignore[attr-defined]
+        return versioned_response(response, scored.version, scored.data_watermark_ms)
+
+    return router
+
+
+def status_router(
+    slot: ModelSlot[ServedModel], follower: Callable[[], VersionFollower | None], metrics: ServingMetrics
+) -> APIRouter:
+    """``/v1/model``, ``/healthz``, ``/readyz`` (200 only while a model is loaded), ``/metrics``."""
+    router = APIRouter(tags=["status"])
+
+    @router.get("/v1/model", response_model=ModelInfo, responses=NOT_READY)
+    async def model_info() -> Response:
+        """The version this replica serves, its manifest, and its pin."""
+        served = slot.current
+        if served is None:
+            return unavailable(503, "no model loaded yet")
+        running = follower()
+        pinned = running.pinned if running else None
+        info = ModelInfo(model_version=served.version, manifest=served.manifest, pinned=pinned)
+        return versioned_response(info, served.version, served.data_watermark_ms)
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses=NOT_READY)
+    async def readyz() -> Response:
+        served = slot.current
+        if served is None:
+            return unavailable(503, "no model loaded yet")
+        return JSONResponse({"status": "ready", "model_version": served.version})
+
+    @router.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
