@@ -1,0 +1,114 @@
+"""The contenders of an evaluation and what is recorded for each scored event.
+
+- ``frozen``: the LoRA lineage's version after the warm-up, never updated;
+- ``online_lora`` / ``online_full``: the trainer process learning online (LoRA / full fine-tuning);
+- ``periodic``: retrained from ``frozen`` on everything so far every N events;
+- ``river_logreg`` / ``river_fm``: River's online models (:mod:`streamtune.evaluation.river_baselines`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from streamtune.evaluation.errors import EvaluationError
+from streamtune.evaluation.freshness import freshness
+from streamtune.evaluation.scoring import ContenderResult, score_contender
+from streamtune.events import Event
+
+FROZEN = "frozen"
+ONLINE_LORA = "online_lora"
+ONLINE_FULL = "online_full"
+PERIODIC = "periodic"
+RIVER_PREFIX = "river_"
+CONTENDERS = (FROZEN, ONLINE_LORA, ONLINE_FULL, PERIODIC, "river_logreg", "river_fm")
+# Contenders derived from the LoRA lineage's warm-up version.
+BRANCHES = (FROZEN, PERIODIC)
+
+
+def parse_contenders(text: str) -> list[str]:
+    """A comma-separated selection, in the canonical order; ``all`` selects every contender.
+
+    >>> parse_contenders("river_fm,frozen")
+    ['frozen', 'river_fm']
+    """
+    wanted = set(CONTENDERS) if text.strip() == "all" else {name.strip() for name in text.split(",") if name.strip()}
+    unknown = sorted(wanted - set(CONTENDERS))
+    if unknown or not wanted:
+        raise EvaluationError(f"unknown contenders {unknown or text!r}; choose from all, {', '.join(CONTENDERS)}")
+    return [name for name in CONTENDERS if name in wanted]
+
+
+def tunings_needed(contenders: Sequence[str]) -> list[str]:
+    """Tuning modes that need a trainer: LoRA for its online contender and for the warm-up the
+    branches start from, full for its online contender."""
+    tunings = []
+    if ONLINE_LORA in contenders or any(name in contenders for name in BRANCHES):
+        tunings.append("lora")
+    if ONLINE_FULL in contenders:
+        tunings.append("full")
+    return tunings
+
+
+@dataclass
+class ScoreLog:
+    """Per scored event: the probability, and the serving version's number, coverage and
+    data watermark (-1: none); plus the seconds this contender kept the run busy."""
+
+    name: str
+    probabilities: list[float] = field(default_factory=list)
+    versions: list[int] = field(default_factory=list)
+    covered: list[int] = field(default_factory=list)
+    watermarks: list[int] = field(default_factory=list)
+    busy_seconds: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, scores: Sequence[float], version: int, covered: int, watermark_ms: int | None) -> None:
+        self.probabilities.extend(scores)
+        self.versions.extend([version] * len(scores))
+        self.covered.extend([covered] * len(scores))
+        self.watermarks.extend([-1 if watermark_ms is None else watermark_ms] * len(scores))
+
+    def truncate(self, count: int) -> None:
+        """Keep the first ``count`` scored events (an interrupted chunk is dropped whole)."""
+        for values in (self.probabilities, self.versions, self.covered, self.watermarks):
+            del values[count:]
+
+    def timed(self) -> _Stopwatch:
+        """``with log.timed(): …`` adds the block's duration to :attr:`busy_seconds`."""
+        return _Stopwatch(self)
+
+    def result(self, events: Sequence[Event], first_position: int, window: int) -> ContenderResult:
+        """Score the logged probabilities against ``events`` (the scored part of the stream,
+        starting at stream position ``first_position``)."""
+        if len(self.probabilities) != len(events):
+            raise EvaluationError(f"{self.name} scored {len(self.probabilities)} events, expected {len(events)}")
+        labels = np.fromiter((int(e.label) for e in events), dtype=np.int8, count=len(events))
+        timestamps = [e.ts_ms or 0 for e in events]
+        positions = np.arange(first_position, first_position + len(events))
+        lag = freshness(positions, self.covered, self.versions, timestamps, self.watermarks)
+        return score_contender(
+            self.name,
+            labels,
+            self.probabilities,
+            window=window,
+            timestamps=timestamps,
+            wall_seconds=round(self.busy_seconds, 3),
+            params={**self.params, "freshness": lag.to_dict()},
+        )
+
+
+class _Stopwatch:
+    def __init__(self, log: ScoreLog) -> None:
+        self._log = log
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        self._log.busy_seconds += time.perf_counter() - self._started

@@ -1,0 +1,317 @@
+"""Drive the real pipeline — broker → trainer → checkpoint store → inference server — in lock-step.
+
+The protocol makes the scores independent of timing (same events, same seed: same numbers):
+
+1. **score** a chunk of events through each server's ``/v1/predict`` (requests of
+   :data:`REQUEST_SIZE` instances), recording per event the version that answered;
+2. **train**: for each online lineage in turn, produce the chunk to its events topic (one
+   partition, so the stream order is the file's) and wait until its server serves a version
+   whose manifest covers the chunk (its ``kafka_offsets`` reach the chunk's end);
+3. then the next chunk.
+
+Trainers cut batches by size only (the batch latency is set to a day) and publish after a whole
+chunk's batches, so versions land exactly on chunk boundaries, whatever the machine's speed.
+Each event is therefore scored by the version trained on every event before its chunk and none
+after it: prequential (test-then-train) evaluation through the production code paths.
+
+Lineages and branches: an *online* contender is a trainer process and a server process sharing a
+store (one per tuning mode). Each lineage has its own copy of the events topic, so the trainers
+take turns, each with every core, instead of training at once on a core each: on a small CPU
+two processes stepping at once with one thread each are slower than one after the other with
+two (measured on MiniLM, 2 cores: ~2.5x per LoRA step). A *branch*
+contender is a server on a store of its own, seeded with a copy of the LoRA lineage's version
+after the warm-up: ``frozen`` never gets another version, ``periodic`` gets the retrained ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from streamtune.broker import EmbeddedBroker
+from streamtune.checkpoints import CheckpointStore, Manifest
+from streamtune.checkpoints.manifest import offset_key
+from streamtune.config import Settings
+from streamtune.evaluation.children import ChildService, free_port
+from streamtune.evaluation.contenders import ONLINE_LORA, ScoreLog
+from streamtune.evaluation.errors import EvaluationError
+from streamtune.evaluation.plan import RunPlan
+from streamtune.evaluation.server_client import ServerClient
+from streamtune.events import Event
+from streamtune.kafka.clients import ensure_topics, make_producer
+
+logger = logging.getLogger(__name__)
+
+REQUEST_SIZE = 64
+# A day: no batch ever closes on time, so batch boundaries depend on event counts alone.
+_NEVER_MS = 86_400_000
+_START_TIMEOUT_S = 600.0
+# Generous: a chunk of full fine-tuning on two busy cores can take minutes; a dead child is
+# noticed at once anyway.
+_STEP_TIMEOUT_S = 1800.0
+
+
+def trainer_overrides(plan: RunPlan, batch_size: int) -> dict[str, Any]:
+    """Settings every evaluated trainer gets, whatever the configuration says, and why.
+
+    Everything else (learning rate, LoRA rank, replay, drift reaction, …) stays as configured,
+    so the evaluation measures the trainer as it would run.
+    """
+    return {
+        "max_batch_latency_ms": _NEVER_MS,  # batches close by size only: timing-independent
+        "publish_every_batches": plan.chunk // batch_size,  # one version per chunk boundary
+        "events_topic_partitions": 1,  # one ordered stream, in the file's event-time order
+        # Every event is trained on, as by every other contender; with no holdout the quality
+        # gate has nothing to judge on and lets every version out, so each chunk gets its version.
+        "holdout_share": 0.0,
+        "store_poll_seconds": 0.1,  # servers notice a new LATEST quickly (announcements too)
+    }
+
+
+@dataclasses.dataclass
+class ServedStore:
+    """An inference server process, the store it follows, and a client for it."""
+
+    name: str
+    store: CheckpointStore
+    server: ChildService
+    client: ServerClient
+    topic_key: str
+    _covered: dict[int, int] = dataclasses.field(default_factory=lambda: {0: 0})
+
+    def covered(self, version: int) -> int:
+        """How many leading events of the stream ``version`` was trained on (0: the base model)."""
+        if version not in self._covered:
+            self.remember(self.store.read_manifest(version).kafka_offsets, version)
+        return self._covered[version]
+
+    def remember(self, offsets: dict[str, int], version: int) -> int:
+        self._covered[version] = int(offsets.get(self.topic_key, 0))
+        return self._covered[version]
+
+    def score(self, events: Sequence[Event], log: ScoreLog) -> None:
+        """Step 1: score ``events`` through ``/v1/predict`` and log who answered."""
+        with log.timed():
+            for start in range(0, len(events), REQUEST_SIZE):
+                part = events[start : start + REQUEST_SIZE]
+                answer = self.client.predict([{"text": e.text, "context": e.context} for e in part])
+                log.add(answer.scores, answer.version, self.covered(answer.version), answer.data_watermark_ms)
+
+    def wait_until_covers(self, position: int, check: Callable[[], None]) -> tuple[int, dict[str, Any]]:
+        """Block until the server serves a version trained on events ``[0, position)``."""
+        return self.client.wait_for_model(
+            lambda version, manifest: (
+                version > 0 and self.remember(manifest.get("kafka_offsets") or {}, version) >= position
+            ),
+            _STEP_TIMEOUT_S,
+            f"{self.name} to serve a version covering {position} events",
+            check,
+        )
+
+
+@dataclasses.dataclass
+class Lineage:
+    """A trainer process and the server of its store (one tuning mode)."""
+
+    tuning: str
+    settings: Settings
+    trainer: ChildService | None
+    served: ServedStore
+
+
+class LockstepDriver:
+    """Owns the broker, the topic, the child processes and the protocol steps.
+
+    Parameters
+    ----------
+    settings
+        The evaluation's base settings (model, batch size, max length, seed, …).
+    plan
+        Chunk and warm-up boundaries.
+    work_dir
+        Stores, child logs and the broker log go here.
+    tunings
+        Tuning modes that get a trainer ("lora", "full").
+    branches
+        Names of servers on stores of their own (``frozen``, ``periodic``).
+    bootstrap
+        An existing Kafka cluster to use; None starts an embedded broker.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        plan: RunPlan,
+        work_dir: Path,
+        *,
+        tunings: Sequence[str],
+        branches: Sequence[str],
+        bootstrap: str | None = None,
+    ) -> None:
+        self.plan = plan
+        self.work_dir = work_dir
+        self.run_id = uuid.uuid4().hex[:8]
+        self._tunings = list(tunings)
+        self._branch_names = list(branches)
+        self._bootstrap = bootstrap
+        self._base = settings.model_copy(update=trainer_overrides(plan, settings.batch_size))
+        self.broker: EmbeddedBroker | None = None
+        self.lineages: dict[str, Lineage] = {}
+        self.branches: dict[str, ServedStore] = {}
+        self._children: list[ChildService] = []
+        self._producer = None
+
+    # --- start and stop --------------------------------------------------------------------
+    def start(self) -> LockstepDriver:
+        """Broker (unless given), topic, then every trainer and server; returns when all serve."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self._bootstrap is None:
+            self.broker = EmbeddedBroker(
+                free_port(), binary=self._base.broker_bin, log_path=self.work_dir / "broker.log"
+            ).start()
+        bootstrap = self._bootstrap or self.broker.bootstrap_servers
+        self._base = self._base.model_copy(update={"kafka_bootstrap_servers": bootstrap})
+        self._producer = make_producer(self._base)
+        cores = os.cpu_count() or 1
+        for tuning in self._tunings:
+            settings = self._settings_for(f"online_{tuning}", tuning=tuning)
+            ensure_topics(settings, [(settings.events_topic, 1)])
+            trainer = self._child(f"trainer-{tuning}", "train", settings, cores)
+            served = self._served(f"online_{tuning}", settings, cores, offset_key(settings.events_topic, 0))
+            self.lineages[tuning] = Lineage(tuning, settings, trainer, served)
+        # Branches start from the LoRA lineage's version and keep counting in its topic's offsets.
+        lora_topic = offset_key(self._events_topic(ONLINE_LORA), 0)
+        for name in self._branch_names:
+            self.branches[name] = self._served(name, self._settings_for(name, tuning="lora"), cores, lora_topic)
+        for served in self.all_served():
+            served.client.wait_for_model(
+                lambda *_: True, _START_TIMEOUT_S, f"{served.name} to start", self.check_children
+            )
+        logger.info("pipeline up: %d trainers, %d servers", len(self._tunings), len(self.all_served()))
+        return self
+
+    def stop(self) -> None:
+        """Stop servers and trainers (newest first), then the broker."""
+        for child in reversed(self._children):
+            child.stop()
+        for served in self.all_served():
+            served.client.close()
+        if self._producer is not None:
+            self._producer.flush(10)
+        if self.broker is not None:
+            self.broker.stop()
+
+    def __enter__(self) -> LockstepDriver:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _settings_for(self, name: str, tuning: str) -> Settings:
+        return self._base.model_copy(
+            update={
+                "tuning": tuning,
+                "events_topic": self._events_topic(name),
+                "models_topic": f"eval-{self.run_id}-models-{name}",
+                "trainer_group_id": f"eval-{self.run_id}-{name}",
+                "checkpoint_dir": self.work_dir / name / "checkpoints",
+                "http_port": free_port(),
+                "trainer_metrics_port": free_port(),
+            }
+        )
+
+    def _events_topic(self, name: str) -> str:
+        return f"eval-{self.run_id}-events-{name}"
+
+    def _child(self, name: str, command: str, settings: Settings, threads: int) -> ChildService:
+        child = ChildService(name, command, settings, self.work_dir, threads)
+        self._children.append(child)
+        return child
+
+    def _served(self, name: str, settings: Settings, threads: int, topic_key: str) -> ServedStore:
+        server = self._child(f"server-{name}", "serve", settings, threads)
+        store = CheckpointStore(settings.checkpoint_dir, settings.keep_versions)
+        return ServedStore(name, store, server, ServerClient(settings.http_port), topic_key)
+
+    def all_served(self) -> list[ServedStore]:
+        return [lineage.served for lineage in self.lineages.values()] + list(self.branches.values())
+
+    def check_children(self) -> None:
+        """Raise with the child's log if any trainer or server still meant to run has died."""
+        for child in self._children:
+            if child.process.returncode is None:
+                child.check_alive()
+
+    # --- the protocol ----------------------------------------------------------------------
+    def train(self, raw_events: Sequence[dict[str, Any]], position: int) -> dict[str, float]:
+        """Step 2: each lineage in turn gets ``raw_events`` (the stream up to ``position``) and
+        its server a version covering ``[0, position)``; returns the seconds each took."""
+        seconds = {}
+        for tuning, lineage in self.lineages.items():
+            started = time.perf_counter()
+            self._produce(lineage.settings.events_topic, raw_events)
+            lineage.served.wait_until_covers(position, self.check_children)
+            seconds[tuning] = time.perf_counter() - started
+        return seconds
+
+    def _produce(self, topic: str, raw_events: Sequence[dict[str, Any]]) -> None:
+        """Append events to ``topic``, acknowledged by the cluster before returning."""
+        for event in raw_events:
+            self._producer.produce(topic, value=json.dumps(event).encode("utf-8"))
+            self._producer.poll(0)
+        undelivered = self._producer.flush(60)
+        if undelivered:
+            raise EvaluationError(f"{undelivered} events were not acknowledged by Kafka")
+
+    def branch_from(self, tuning: str) -> Manifest:
+        """Copy the version ``tuning``'s server serves into every branch's store and wait
+        until each branch serves it; returns the copied manifest."""
+        source = self.lineages[tuning].served
+        version, _ = source.client.wait_for_model(lambda version, _: version > 0, _STEP_TIMEOUT_S, "a warm-up version")
+        manifest = source.store.verify(version)
+        for branch in self.branches.values():
+            copied = branch_version(source.store, version, branch.store)
+            branch.remember(copied.kafka_offsets, copied.version)
+            branch.client.wait_for_model(
+                lambda served, _, expected=copied.version: served == expected,
+                _STEP_TIMEOUT_S,
+                f"{branch.name} to serve the warm-up version",
+                self.check_children,
+            )
+        return manifest
+
+    def retire(self, tuning: str) -> None:
+        """Stop a lineage that has served its purpose (the warm-up of unscored contenders)."""
+        lineage = self.lineages.pop(tuning)
+        for child in (lineage.trainer, lineage.served.server):
+            if child is not None:
+                child.stop()
+        lineage.served.client.close()
+
+
+def branch_version(source: CheckpointStore, version: int, target: CheckpointStore) -> Manifest:
+    """Publish a copy of ``source``'s ``version`` as ``target``'s next version.
+
+    The copy goes through the target store's publish protocol (temp dir, fsync, rename, LATEST),
+    so a server following ``target`` can never see it half-written; its manifest keeps the
+    original's provenance (offsets, examples, watermark) so freshness is measured the same way.
+    """
+    original = source.verify(version)
+    directory = source.path_of(version)
+
+    def copy_files(temp: Path) -> None:
+        for name in original.files:
+            shutil.copyfile(directory / name, temp / name)
+
+    return target.publish(
+        copy_files,
+        lambda new_version, files: dataclasses.replace(original, version=new_version, parent_version=None, files=files),
+    )

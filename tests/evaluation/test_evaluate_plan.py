@@ -1,0 +1,134 @@
+"""The pure parts of `streamtune evaluate`: plan, slice, freshness, contender selection, tables."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from streamtune.evaluation import EvaluationError, score_contender
+from streamtune.evaluation.contenders import CONTENDERS, ScoreLog, parse_contenders, tunings_needed
+from streamtune.evaluation.detail_tables import detail_markdown
+from streamtune.evaluation.event_slice import load_slice, parse_since
+from streamtune.evaluation.freshness import freshness
+from streamtune.evaluation.plan import plan_run
+from streamtune.events import decode_event
+
+
+def test_plan_rounds_to_chunks_and_covers_every_scored_event():
+    plan = plan_run(1000, batch_size=16, chunk_size=64, warmup_share=0.2, periodic_every=100)
+    assert plan.warmup == 192  # 200 rounded down to whole chunks
+    assert plan.periodic_every == 128  # rounded up to whole chunks
+    chunks = plan.chunks()
+    assert chunks[0][0] == plan.warmup and chunks[-1][1] == 1000
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))
+    assert all(stop - start == 64 for start, stop in chunks[:-1])
+    assert plan.retrain_points() == [320, 448, 576, 704, 832, 960]
+    assert all((point - plan.warmup) % plan.chunk == 0 for point in plan.retrain_points())
+
+
+def test_plan_warmup_is_at_least_one_chunk():
+    assert plan_run(300, batch_size=8, chunk_size=64, warmup_share=0.01).warmup == 64
+
+
+@pytest.mark.parametrize(
+    ("n", "batch", "chunk", "message"),
+    [
+        (1000, 32, 100, "multiple of the batch size"),
+        (1000, 32, 16, "multiple of the batch size"),
+        (64, 16, 64, "nothing to score"),
+    ],
+)
+def test_plan_refuses_boundaries_the_protocol_cannot_keep(n, batch, chunk, message):
+    with pytest.raises(EvaluationError, match=message):
+        plan_run(n, batch_size=batch, chunk_size=chunk)
+
+
+def test_freshness_in_events_and_hours():
+    hour = 3_600_000
+    lag = freshness(
+        positions=[100, 101, 102, 103],
+        covered=[100, 100, 100, 102],
+        versions=[3, 3, 3, 4],
+        event_ts=[10 * hour, 11 * hour, 12 * hour, 13 * hour],
+        watermarks=[9 * hour, 9 * hour, -1, 12 * hour],
+    )
+    assert lag.lag_events_mean == pytest.approx(1.0)  # lags 0, 1, 2, 1
+    assert lag.lag_events_max == 2
+    assert lag.versions_served == 2
+    assert lag.lag_hours_median == pytest.approx(1.0)  # of 1, 2 and 1 hours; the unknown is left out
+
+
+def test_freshness_refuses_a_version_that_saw_the_event_it_scored():
+    with pytest.raises(EvaluationError, match="not prequential"):
+        freshness([5, 6], [5, 7], [1, 2])
+
+
+def test_contender_selection():
+    assert parse_contenders("all") == list(CONTENDERS)
+    assert parse_contenders("periodic, river_logreg") == ["periodic", "river_logreg"]
+    with pytest.raises(EvaluationError, match="unknown"):
+        parse_contenders("online_lora,bandit")
+    assert tunings_needed(["frozen"]) == ["lora"]
+    assert tunings_needed(["online_full", "river_fm"]) == ["full"]
+    assert tunings_needed(["river_fm"]) == []
+
+
+def _write(path, events):
+    path.write_text("".join(json.dumps(event) + "\n" for event in events), "utf-8")
+    return path
+
+
+def _event(index: int, ts: int, **extra) -> dict:
+    return {"event_id": f"e{index}", "text": f"film {index}", "label": index % 2, "ts": ts} | extra
+
+
+def test_slice_keeps_what_the_trainer_trains(tmp_path):
+    events = [
+        _event(0, 1000),
+        _event(1, 2000, text=""),  # the trainer would dead-letter it
+        _event(2, 3000),
+        _event(2, 3500),  # the same event id again
+        _event(3, 4000),
+        _event(4, 5000, label=0.5),  # not a binary label: AUC needs 0/1
+        _event(5, 6000),
+        _event(6, 7000),
+    ]
+    chosen = load_slice(_write(tmp_path / "e.jsonl", events), since=datetime.fromtimestamp(3, tz=UTC), limit=3)
+    assert [e.event_id for e in chosen.events] == ["e2", "e3", "e5"]
+    assert [raw["event_id"] for raw in chosen.raw] == ["e2", "e3", "e5"]
+    assert (chosen.skipped_invalid, chosen.skipped_duplicate) == (2, 1)
+    assert all(
+        decode_event(json.dumps(raw).encode()) == event for raw, event in zip(chosen.raw, chosen.events, strict=True)
+    )
+
+
+def test_slice_errors(tmp_path):
+    unordered = _write(tmp_path / "u.jsonl", [_event(0, 2000), _event(1, 1000)])
+    with pytest.raises(EvaluationError, match="time order"):
+        load_slice(unordered)
+    with pytest.raises(EvaluationError, match="no events"):
+        load_slice(unordered, since=parse_since("2030-01-01"))
+    with pytest.raises(EvaluationError, match="no such events file"):
+        load_slice(tmp_path / "missing.jsonl")
+    with pytest.raises(EvaluationError, match="not a date"):
+        parse_since("last tuesday")
+
+
+def test_score_log_result_and_detail_tables():
+    events = [decode_event(json.dumps(_event(i, 1000 * i)).encode()) for i in range(10, 16)]
+    log = ScoreLog("online_lora")
+    log.add([0.2, 0.8, 0.3], version=2, covered=10, watermark_ms=9000)
+    log.add([0.7, 0.4, 0.9], version=3, covered=13, watermark_ms=12000)
+    result = log.result(events, first_position=10, window=4)
+    assert result.auc == 1.0
+    assert result.params["freshness"]["lag_events_max"] == 2
+    assert result.params["freshness"]["versions_served"] == 2
+    other = score_contender("frozen", [0, 1, 0, 1, 0, 1], [0.5] * 6, window=4)
+    text = detail_markdown([result, other])
+    assert "| 0-3 | 4 | 1.0000 | 0.5000 |" in text
+    assert "| online_lora | 2 | 1.0 | 2 |" in text
+    with pytest.raises(EvaluationError, match="scored 6 events, expected 5"):
+        log.result(events[:5], first_position=10, window=4)
