@@ -48,9 +48,13 @@ def main() -> None:
     run = int(time.time())
     for index in range(args.events):
         label = rng.randrange(2)
-        event = {"event_id": f"bench-{run}-{index}", "user_id": f"u{rng.randrange(50)}",
-                 "text": f"a {rng.choice(WORDS[label])} film, number {index}", "label": label,
-                 "ts": int(time.time() * 1000)}
+        event = {
+            "event_id": f"bench-{run}-{index}",
+            "user_id": f"u{rng.randrange(50)}",
+            "text": f"a {rng.choice(WORDS[label])} film, number {index}",
+            "label": label,
+            "ts": int(time.time() * 1000),
+        }
         producer.produce(args.topic, json.dumps(event).encode())
         producer.poll(0)
         delay = first_event + (index + 1) / args.rate - time.perf_counter()
@@ -63,9 +67,9 @@ def main() -> None:
     producer.flush(30)
     deadline = time.perf_counter() + 600
     while time.perf_counter() < deadline:
-        if first_served is None:
-            if httpx.get(f"{args.rest}/v1/model", timeout=5).json()["model_version"] > start_version:
-                first_served = time.perf_counter()
+        served = httpx.get(f"{args.rest}/v1/model", timeout=5).json()["model_version"]
+        if first_served is None and served > start_version:
+            first_served = time.perf_counter()
         trained = scrape(args.trainer_metrics, "streamtune_examples_trained_total") - trained_before
         if first_served is not None and trained >= args.events:
             break

@@ -1,13 +1,30 @@
-"""One model being trained online: score a batch before training on it, then take one step."""
+"""One model being trained online: one optimisation step per batch, scored by its own forward."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch.nn.functional import binary_cross_entropy_with_logits
 
+from streamtune.modeling.compilation import compile_model
 from streamtune.modeling.device import autocast
+from streamtune.modeling.shapes import ShapeBuckets
 from streamtune.trainer.l2sp import L2SPPenalty
 from streamtune.trainer.schedule import StreamSchedule
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one training step reports.
+
+    ``probabilities`` are the model's outputs for the batch's rows in the step's own forward
+    pass — computed before the update, so they are the model's predictions *before* it learned
+    these rows (exactly :meth:`OnlineLearner.score`'s when the learner trains without dropout).
+    """
+
+    loss: float
+    probabilities: torch.Tensor  # on the CPU, one per row of the batch as given
 
 
 class OnlineLearner:
@@ -17,6 +34,14 @@ class OnlineLearner:
     GPU supports it; on CPU everything is fp32. The learning rate follows a
     :class:`~streamtune.trainer.schedule.StreamSchedule` (warm-up, constant, re-warm on drift);
     with ``l2sp_weight > 0`` the loss adds an L2-SP pull towards the starting weights.
+
+    With ``dropout=False`` the model trains in eval mode (no dropout; normalisation layers use
+    their stored statistics): the forward pass of a step is then deterministic and its outputs
+    are the pre-update predictions, which makes a separate scoring pass unnecessary
+    (:attr:`step_scores_are_predictions`). With a ``compile_backend`` (``"inductor"`` in
+    production) the model runs through ``torch.compile`` (:mod:`streamtune.modeling.compilation`);
+    with ``shapes`` every batch is padded to one of its static shapes (padding rows weigh nothing
+    in the loss), which CUDA graphs need and which bounds the recompilations.
     """
 
     def __init__(
@@ -29,6 +54,9 @@ class OnlineLearner:
         rewarm_factor: float = 1.0,
         rewarm_steps: int = 0,
         l2sp_weight: float = 0.0,
+        dropout: bool = True,
+        compile_backend: str | None = None,
+        shapes: ShapeBuckets | None = None,
     ) -> None:
         self.model = model.to(device)
         self.device = device
@@ -42,11 +70,19 @@ class OnlineLearner:
         self._scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         # Anchored here, before any version's weights are applied: the pull is towards the base.
         self.l2sp = L2SPPenalty(self.model, l2sp_weight) if l2sp_weight > 0 else None
+        self._dropout = dropout
+        self._forward = self.model if compile_backend is None else compile_model(self.model, device, compile_backend)
+        self.shapes = shapes
         self.steps = 0
 
     @property
     def learning_rate(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+    @property
+    def step_scores_are_predictions(self) -> bool:
+        """Whether :attr:`StepResult.probabilities` equal what :meth:`score` would have said."""
+        return not self._dropout
 
     def rewarm(self) -> None:
         """Raise the learning rate again from the next step on (after a drift alarm)."""
@@ -62,25 +98,47 @@ class OnlineLearner:
     def _to_device(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: tensor.to(self.device, non_blocking=True) for name, tensor in inputs.items()}
 
+    def _padded(
+        self, inputs: dict[str, torch.Tensor], labels: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        if self.shapes is None:
+            return inputs, labels, None
+        return self.shapes.pad(inputs, labels)
+
     @torch.no_grad()
     def score(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Probabilities of the positive class with the model as it is now (CPU tensor)."""
         self.model.eval()
+        rows = len(next(iter(inputs.values())))
+        padded, _, _ = self._padded(inputs, torch.zeros(rows))
         with autocast(self.device):
-            logits = self.model(**self._to_device(inputs)).logits.squeeze(-1)
-        return torch.sigmoid(logits.float()).cpu()
+            logits = self._forward(**self._to_device(padded)).logits.squeeze(-1)
+        return torch.sigmoid(logits[:rows].float()).cpu()
 
     def train_step(self, inputs: dict[str, torch.Tensor], labels: torch.Tensor) -> float:
         """One optimisation step on a batch; returns its loss."""
-        self.model.train()
+        return self.step(inputs, labels).loss
+
+    def step(self, inputs: dict[str, torch.Tensor], labels: torch.Tensor) -> StepResult:
+        """One optimisation step on a batch; its loss and the rows' pre-update probabilities."""
+        self.model.train(self._dropout)
+        rows = len(labels)
+        inputs, labels, weights = self._padded(inputs, labels)
         labels = labels.to(self.device, non_blocking=True)
         with autocast(self.device):
-            logits = self.model(**self._to_device(inputs)).logits.squeeze(-1)
-        loss = binary_cross_entropy_with_logits(logits.float(), labels)
+            logits = self._forward(**self._to_device(inputs)).logits.squeeze(-1).float()
+        # Taken now: a CUDA graph may reuse the forward's output memory during the backward.
+        probabilities = torch.sigmoid(logits.detach()[:rows])
+        if weights is None:
+            loss = binary_cross_entropy_with_logits(logits, labels)
+        else:
+            weights = weights.to(self.device, non_blocking=True)
+            losses = binary_cross_entropy_with_logits(logits, labels, reduction="none")
+            loss = (losses * weights).sum() / weights.sum()
         objective = loss + self.l2sp() if self.l2sp is not None else loss
         objective.backward()
         self.optimizer.step()
         self._scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.steps += 1
-        return float(loss.detach())
+        return StepResult(float(loss.detach()), probabilities.cpu())

@@ -1,0 +1,366 @@
+"""Pipeline efficiency: the whole trainer's examples/s over a bare training loop's, same run.
+
+The **pipeline** is the real trainer (:class:`~streamtune.trainer.service.TrainerService`, in
+this process): Kafka → decode → tokenize → micro-batch → route and score (prequential) → train
+step → publish a version (one per batch, the default). Its events are produced beforehand, so it
+is never starved by the producer: this is its ceiling. Its rate is read from the store: stream
+examples in the versions published between the first version and the last, over the time between
+them.
+
+The **bare loop** is the same trainer's learner (same model, optimiser, device and precision)
+stepping over the same events, pre-tokenized the same way, cut into the same batches, with
+nothing else around it. Its rate spans the same steps: from the end of the first to the end of
+the last.
+
+Both skip the first batch (one-off costs). Runs alternate bare, pipeline, bare, pipeline…; the
+ratio reported is the median of the ratios of adjacent pairs (neighbours share the machine's
+load), next to the ratio of the medians. Goal: ≥ 0.95.
+
+Configurations: ``pipeline`` has no replay and no holdout (the trainer's own cost only);
+``defaults`` runs the trainer as configured by default (replay mixes past examples into each
+step and the holdout sets 5 % aside for the quality gate, both by design extra work per stream
+example), against the same bare loop.
+
+The bare loop also reports tokens/s and, on a GPU with a known bf16 peak (or ``--peak-tflops``),
+the model FLOPs utilisation (see :mod:`benchmarks.flops`).
+
+Run from the repository root: ``python -m benchmarks.pipeline_efficiency [--quick]``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.flops import EncoderShape, batch_training_flops, bf16_peak_tflops, mfu
+from benchmarks.harness import (
+    argument_parser,
+    base_model_for,
+    benchmark_settings,
+    embedded_broker,
+    encoded,
+    format_table,
+    machine,
+    median,
+    synthetic_events,
+    wait_until,
+    work_directory,
+    write_result,
+)
+from streamtune.checkpoints import CheckpointStore
+from streamtune.config import Settings
+from streamtune.kafka.clients import ensure_topics, make_producer
+from streamtune.modeling.encoding import PairEncoder
+from streamtune.trainer.service import TrainerService
+
+NAME = "pipeline_efficiency"
+GOAL_RATIO = 0.95
+# One partition: the pipeline's batches are the bare loop's batches, event for event.
+COMMON = {"events_topic_partitions": 1}
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "pipeline": {"replay_fraction": 0.0, "holdout_share": 0.0},
+    "defaults": {},
+}
+
+
+@dataclass(frozen=True)
+class BareRun:
+    examples_per_s: float
+    cpu_seconds_per_example: float
+    attended_tokens_per_s: float
+    padded_tokens_per_s: float
+    flops_per_s: float
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    examples_per_s: float
+    cpu_seconds_per_example: float
+    versions: int
+    step_busy_fraction: float  # share of the measured time the training step was running
+    publish_mean_s: float
+
+
+def build_trainer(settings: Settings) -> TrainerService:
+    torch.manual_seed(settings.seed)
+    return TrainerService(settings).setup()
+
+
+Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
+
+
+def pretokenized(trainer: TrainerService, events: list[dict[str, Any]]) -> list[Batch]:
+    """The events cut into the trainer's batches and tokenized as its ingest thread does."""
+    encode = PairEncoder(trainer.tokenizer, trainer.settings.max_length)
+    size = trainer.settings.batch_size
+    batches = []
+    for start in range(0, len(events), size):
+        chunk = events[start : start + size]
+        inputs = encode([e["text"] for e in chunk], [e.get("context") for e in chunk])
+        labels = torch.tensor([float(e["label"]) for e in chunk])
+        if trainer.device.type == "cuda":
+            inputs = {name: tensor.pin_memory() for name, tensor in inputs.items()}
+            labels = labels.pin_memory()
+        batches.append((inputs, labels))
+    return batches
+
+
+def warm_up(settings: Settings, events: list[dict[str, Any]]) -> None:
+    """One step per distinct batch shape, unmeasured: kernels chosen and caches grown for a shape
+    would otherwise favour whichever measured run meets it second."""
+    trainer = build_trainer(settings)
+    shapes = {}
+    for inputs, labels in pretokenized(trainer, events):
+        shapes.setdefault(tuple(inputs["input_ids"].shape), (inputs, labels))
+    for inputs, labels in shapes.values():
+        trainer.learner.train_step(inputs, labels)
+
+
+def bare_run(settings: Settings, events: list[dict[str, Any]]) -> BareRun:
+    """The trainer's learner stepping over pre-tokenized batches, and nothing else."""
+    trainer = build_trainer(settings)
+    batches = pretokenized(trainer, events)
+    shape = EncoderShape.of(trainer.learner.model)
+    finished = []
+    for inputs, labels in batches:
+        trainer.learner.train_step(inputs, labels)
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+        finished.append(time.perf_counter())
+        if len(finished) == 1:
+            cpu_started = time.process_time()
+    cpu_seconds = time.process_time() - cpu_started
+    elapsed = finished[-1] - finished[0]
+    measured = batches[1:]
+    masks = [inputs["attention_mask"] for inputs, _ in measured]
+    examples = sum(len(labels) for _, labels in measured)
+    return BareRun(
+        examples_per_s=examples / elapsed,
+        cpu_seconds_per_example=cpu_seconds / examples,
+        attended_tokens_per_s=sum(int(mask.sum()) for mask in masks) / elapsed,
+        padded_tokens_per_s=sum(mask.numel() for mask in masks) / elapsed,
+        flops_per_s=sum(batch_training_flops(shape, mask, settings.tuning) for mask in masks) / elapsed,
+    )
+
+
+def produce_events(settings: Settings, events: list[dict[str, Any]]) -> None:
+    ensure_topics(settings, [(settings.events_topic, settings.events_topic_partitions)])
+    producer = make_producer(settings)
+    now_ms = int(time.time() * 1000)
+    for index, event in enumerate(events):
+        producer.produce(settings.events_topic, value=encoded(event, now_ms + index))
+        producer.poll(0)
+    if producer.flush(60):
+        raise RuntimeError("the benchmark's events were not all acknowledged")
+
+
+class VersionWatcher(threading.Thread):
+    """Watches the store from a side thread (the trainer runs in the main thread, as in
+    ``streamtune train``: torch's intra-op threading differs between the main thread and others).
+
+    Records when the first version appeared and when one covering ``expected`` examples did,
+    with the process's CPU time and the trainer's step time between the two; then stops the trainer.
+    """
+
+    def __init__(self, store: CheckpointStore, trainer: TrainerService, expected: int, stop: threading.Event) -> None:
+        super().__init__(name="bench-watcher", daemon=True)
+        self._store, self._trainer, self._expected, self._trainer_stop = store, trainer, expected, stop
+        self.first: tuple[float, int, int] | None = None  # (time, version, examples seen)
+        self.last: tuple[float, int, int] | None = None
+        self.cpu_seconds = self.step_seconds = 0.0
+
+    def _newest(self) -> tuple[float, int, int] | None:
+        if self._trainer_stop.is_set():
+            raise RuntimeError("the trainer stopped")
+        version = self._store.latest_version()
+        if version is None:
+            return None
+        return time.perf_counter(), version, self._store.read_manifest(version).examples_seen
+
+    def _step_seconds(self) -> float:
+        return self._trainer.metrics.registry.get_sample_value("streamtune_train_step_seconds_sum") or 0.0
+
+    def run(self) -> None:
+        try:
+            self.first = wait_until(self._newest, 300, "the first version", interval_s=0.01)
+            cpu_started, step_started = time.process_time(), self._step_seconds()
+            self.last = wait_until(
+                lambda: (latest := self._newest()) and latest[2] >= self._expected and latest,
+                600,
+                f"a version covering {self._expected} examples",
+                interval_s=0.01,
+            )
+            self.cpu_seconds = time.process_time() - cpu_started
+            self.step_seconds = self._step_seconds() - step_started
+        finally:
+            self._trainer_stop.set()
+
+
+def pipeline_run(settings: Settings, events: list[dict[str, Any]], expected_examples: int) -> PipelineRun:
+    """The real trainer consuming pre-produced events; measured from its first version to its last."""
+    produce_events(settings, events)
+    trainer = build_trainer(settings)
+    stop = threading.Event()
+    watcher = VersionWatcher(CheckpointStore(settings.checkpoint_dir), trainer, expected_examples, stop)
+    watcher.start()
+    try:
+        trainer.run(stop)
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    if watcher.first is None or watcher.last is None:
+        raise RuntimeError("the trainer stopped before publishing every example (see its log above)")
+    (first_at, first_version, first_seen), (last_at, last_version, last_seen) = watcher.first, watcher.last
+    samples = trainer.metrics.registry.get_sample_value
+    elapsed = last_at - first_at
+    return PipelineRun(
+        examples_per_s=(last_seen - first_seen) / elapsed,
+        cpu_seconds_per_example=watcher.cpu_seconds / (last_seen - first_seen),
+        versions=last_version - first_version,
+        step_busy_fraction=watcher.step_seconds / elapsed,
+        publish_mean_s=samples("streamtune_checkpoint_publish_seconds_sum")
+        / samples("streamtune_checkpoint_publish_seconds_count"),
+    )
+
+
+def measure(
+    bootstrap: str, work_dir: Path, base_model: str, events: list[dict[str, Any]], config: str, repeats: int, args: Any
+) -> dict[str, Any]:
+    bare: list[BareRun] = []
+    piped: list[PipelineRun] = []
+    overrides = {**COMMON, **CONFIGURATIONS[config], "device": args.device, "compile": args.compile}
+    warm_up(benchmark_settings(bootstrap, work_dir, base_model, **overrides), events)
+    for _ in range(repeats):
+        bare.append(bare_run(benchmark_settings(bootstrap, work_dir, base_model, **overrides), events))
+        settings = benchmark_settings(bootstrap, work_dir, base_model, **overrides)
+        trained = len(events) if config == "pipeline" else None
+        piped.append(pipeline_run(settings, events, trained or expected_trained(settings, events)))
+        print(
+            f"  {config}: bare {bare[-1].examples_per_s:.1f} ex/s, pipeline {piped[-1].examples_per_s:.1f} ex/s",
+            flush=True,
+        )
+    pairs = list(zip(bare, piped, strict=True))
+    pair_ratios = [p.examples_per_s / b.examples_per_s for b, p in pairs]
+    cpu_ratios = [b.cpu_seconds_per_example / p.cpu_seconds_per_example for b, p in pairs]
+    bare_median = median([run.examples_per_s for run in bare])
+    pipeline_median = median([run.examples_per_s for run in piped])
+    return {
+        "bare_examples_per_s": bare_median,
+        "pipeline_examples_per_s": pipeline_median,
+        "ratio": median(pair_ratios),
+        "ratio_of_medians": pipeline_median / bare_median,
+        "pair_ratios": pair_ratios,
+        # Work rather than time: CPU seconds per example, bare over pipeline (whole process).
+        "cpu_ratio": median(cpu_ratios),
+        "step_busy_fraction": median([run.step_busy_fraction for run in piped]),
+        "publish_mean_s": median([run.publish_mean_s for run in piped]),
+        "bare_runs": [asdict(run) for run in bare],
+        "pipeline_runs": [asdict(run) for run in piped],
+    }
+
+
+def expected_trained(settings: Settings, events: list[dict[str, Any]]) -> int:
+    """Stream examples the trainer will train: all but the held-out share."""
+    from streamtune.trainer.holdout import is_holdout
+
+    return sum(not is_holdout(event["event_id"], settings.holdout_share) for event in events)
+
+
+def throughput_rows(result: dict[str, Any], peak: float | None) -> list[tuple[Any, ...]]:
+    runs = result["bare_runs"]
+    flops = median([run["flops_per_s"] for run in runs])
+    utilisation = mfu(flops, peak)
+    return [
+        ("attended tokens/s", round(median([run["attended_tokens_per_s"] for run in runs]))),
+        ("padded tokens/s", round(median([run["padded_tokens_per_s"] for run in runs]))),
+        ("model TFLOP/s (attended tokens)", round(flops / 1e12, 4)),
+        ("bf16 peak TFLOP/s", peak),
+        ("MFU", None if utilisation is None else round(utilisation, 4)),
+    ]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argument_parser(__doc__.splitlines()[0], NAME)
+    parser.add_argument("--batches", type=int, default=None, help="batches per run (default 20; --quick 4)")
+    parser.add_argument("--configs", default=None, help="comma-separated: pipeline, defaults (default: both)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (STREAMTUNE_COMPILE)")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="accelerator peak for the MFU")
+    args = parser.parse_args(argv)
+    batches = args.batches or (4 if args.quick else 20)
+    repeats = args.repeats or (1 if args.quick else 3)
+    configs = (args.configs or ("pipeline" if args.quick else "pipeline,defaults")).split(",")
+    started_machine = machine()
+    results: dict[str, Any] = {}
+    with work_directory(NAME) as work_dir, embedded_broker(work_dir) as bootstrap:
+        base_model = base_model_for(args, work_dir)
+        batch_size = benchmark_settings(bootstrap, work_dir, base_model).batch_size
+        events = synthetic_events(batches * batch_size)
+        for config in configs:
+            results[config] = measure(bootstrap, work_dir, base_model, events, config, repeats, args)
+        reference = benchmark_settings(bootstrap, work_dir, base_model)
+    device_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() and args.device != "cpu" else "cpu"
+    peak = args.peak_tflops or bf16_peak_tflops(device_name)
+
+    rows = [
+        (
+            config,
+            round(result["bare_examples_per_s"], 1),
+            round(result["pipeline_examples_per_s"], 1),
+            round(result["ratio"], 3),
+            round(result["ratio_of_medians"], 3),
+            round(result["cpu_ratio"], 3),
+            round(result["step_busy_fraction"], 3),
+            round(result["publish_mean_s"] * 1000, 1),
+        )
+        for config, result in results.items()
+    ]
+    table = format_table(
+        (
+            "configuration",
+            "bare ex/s",
+            "pipeline ex/s",
+            "ratio",
+            "ratio of medians",
+            "CPU ratio",
+            "step busy",
+            "publish ms",
+        ),
+        rows,
+    )
+    headline = results[configs[0]]["ratio"]
+    table += (
+        f"\n\npipeline efficiency ({configs[0]}): {headline:.3f} (goal ≥ {GOAL_RATIO}: "
+        f"{'met' if headline >= GOAL_RATIO else 'NOT met'}); median of {repeats} adjacent pairs, "
+        f"{batches} batches of {batch_size} per run, on {device_name}"
+    )
+    table += "\n\nBare training loop\n" + format_table(("figure", "value"), throughput_rows(results[configs[0]], peak))
+    payload = {
+        "settings": {
+            "batches": batches,
+            "batch_size": batch_size,
+            "repeats": repeats,
+            "base_model": base_model,
+            "tuning": reference.tuning,
+            "max_length": reference.max_length,
+            "device": device_name,
+            "compile": args.compile,
+            "configurations": {config: {**COMMON, **CONFIGURATIONS[config]} for config in configs},
+        },
+        "results": results,
+        "headline_ratio": headline,
+        "goal_ratio": GOAL_RATIO,
+        "goal_met": headline >= GOAL_RATIO,
+        "bf16_peak_tflops": peak,
+    }
+    write_result(args.out, NAME, started_machine, payload, table)
+    return payload
+
+
+if __name__ == "__main__":
+    main()

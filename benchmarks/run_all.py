@@ -1,0 +1,139 @@
+"""Run every benchmark (``make bench``) and print the headline figures of each.
+
+Each benchmark runs as its own process (``python -m benchmarks.<name>``, from the repository
+root), so one's threads, caches and memory never colour another's figures; each writes its full
+JSON under ``benchmarks/results/``. The headline figures are gathered into
+``benchmarks/results/summary.json`` (the one result file kept in version control).
+
+Usage: ``python benchmarks/run_all.py [--quick] [--only freshness,ingest] [--serving]``. On two
+CPU cores the whole run takes about ten minutes; ``--serving`` adds the serving benchmark
+(another few minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+BENCHMARKS = ("ingest", "publish_swap", "pipeline_efficiency", "freshness")
+
+
+def _round(value: Any, digits: int = 3) -> Any:
+    return round(value, digits) if isinstance(value, float) else value
+
+
+def freshness_headline(result: dict[str, Any]) -> dict[str, Any]:
+    fresh = result["freshness_s"]
+    return {
+        "rate_events_per_s": result["settings"]["rate"],
+        "events_measured": result["events_measured"],
+        "events_unserved": result["events_unserved"],
+        **{f"freshness_{name}_s": _round(fresh[name], 2) for name in ("p50", "p95", "p99", "max")},
+        **{f"server_histogram_{name}_s": _round(result["server_histogram_s"][name], 2) for name in ("p50", "p99")},
+        "trainer_examples_per_s": _round(result["trainer"]["examples_per_s"], 1),
+    }
+
+
+def pipeline_headline(result: dict[str, Any]) -> dict[str, Any]:
+    figures = {
+        f"{config}_{key}": _round(values[key])
+        for config, values in result["results"].items()
+        for key in ("ratio", "cpu_ratio", "bare_examples_per_s", "pipeline_examples_per_s", "step_busy_fraction")
+    }
+    return {"device": result["settings"]["device"], "headline_ratio": _round(result["headline_ratio"]), **figures}
+
+
+def ingest_headline(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "decode_validate_tokenize_events_per_cpu_s": round(result["headline_events_per_cpu_s"]),
+        **{f"{name}_events_per_s": round(value) for name, value in result["broker_events_per_s"].items()},
+    }
+
+
+def publish_swap_headline(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        f"{tuning}_{key}": _round(values[key], 4)
+        for tuning, values in result["results"].items()
+        for key in ("snapshot_s", "publish_s", "announcement_to_served_s", "server_swap_mean_s", "version_bytes")
+    }
+
+
+HEADLINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "freshness": freshness_headline,
+    "pipeline_efficiency": pipeline_headline,
+    "ingest": ingest_headline,
+    "publish_swap": publish_swap_headline,
+}
+
+
+def run(name: str, quick: bool, out_dir: Path) -> tuple[dict[str, Any] | None, float]:
+    """Run one benchmark in a child process; its JSON document (None if it failed) and seconds."""
+    out = out_dir / f"{name}.json"
+    command = [sys.executable, "-m", f"benchmarks.{name}", "--out", str(out)]
+    if quick:
+        command.append("--quick")
+    if name == "serving" and quick:
+        command = [sys.executable, "-m", "benchmarks.serving", "--out", str(out), "--models", "tiny", "--repeats", "1"]
+    print(f"\n=== {name} ===", flush=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    started = time.perf_counter()
+    code = subprocess.call(command, cwd=ROOT, env=env)
+    elapsed = time.perf_counter() - started
+    if code != 0 or not out.is_file():
+        print(f"{name} FAILED (exit status {code})", flush=True)
+        return None, elapsed
+    return json.loads(out.read_text()), elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny runs that only check every benchmark works")
+    parser.add_argument("--only", default=None, help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
+    parser.add_argument("--serving", action="store_true", help="also run benchmarks/serving.py")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    names = args.only.split(",") if args.only else list(BENCHMARKS)
+    if args.serving:
+        names.append("serving")
+    unknown = set(names) - {*BENCHMARKS, "serving"}
+    if unknown:
+        parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
+
+    started = time.perf_counter()
+    summary: dict[str, Any] = {"quick": args.quick, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    failed = []
+    for name in names:
+        result, elapsed = run(name, args.quick, args.out_dir)
+        if result is None:
+            failed.append(name)
+            continue
+        headline = HEADLINES.get(name, lambda _: {})(result)
+        summary[name] = {"seconds": round(elapsed), **headline}
+    summary["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    summary["total_seconds"] = round(time.perf_counter() - started)
+    summary["failed"] = failed
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    print("\n=== summary ===")
+    for name in names:
+        if name in summary:
+            figures = ", ".join(f"{key} {value}" for key, value in summary[name].items())
+            print(f"{name}: {figures}")
+    print(f"total {summary['total_seconds']} s; load average {summary['load_average_at_end']}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
