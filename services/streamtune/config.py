@@ -8,14 +8,18 @@ receive the values they need, not the environment.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CONFIG_FILE = "streamtune.env"
 EMBEDDED_BROKER_ADDRESS = "127.0.0.1:9092"
+# A browser origin: scheme://host[:port], nothing after (a trailing slash never matches).
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s]+", re.IGNORECASE)
 
 
 class Settings(BaseSettings):
@@ -153,11 +157,33 @@ class Settings(BaseSettings):
     # Torch threads per forward pass; None: torch's default (one per core). On two busy cores,
     # one thread answered as many requests a second as two (measured), leaving a core free.
     serve_threads: int | None = Field(default=None, ge=1)
+    # Browser origins allowed to call the REST API (CORS), comma-separated or a JSON list; "*"
+    # allows any. Empty: CORS off, browsers on other origins cannot read the answers.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("kafka_bootstrap_servers", "base_model", "broker_bin", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # NoDecode: the env value arrives as a string, JSON list or the friendlier comma form.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        bad = [origin for origin in origins if origin != "*" and not _ORIGIN.fullmatch(origin)]
+        if bad:
+            raise ValueError(f"CORS origins must be '*' or scheme://host[:port] without a path: {bad}")
+        return origins
 
     @model_validator(mode="after")
     def _check_admin_token(self) -> Settings:
@@ -183,6 +209,22 @@ class Settings(BaseSettings):
         if self.learning_rate is not None:
             return self.learning_rate
         return 5e-4 if self.tuning == "lora" else 3e-5
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``STREAMTUNE_*`` variables: what a child process needs to see them."""
+        return {
+            f"STREAMTUNE_{name.upper()}": _environment_value(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
+
+
+def _environment_value(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:

@@ -140,9 +140,7 @@ class TrainerMetrics:
             "Times repeated rejections sent the trainer back to the published weights",
             registry=r,
         )
-        self.learning_rate = Gauge(
-            "streamtune_learning_rate", "Learning rate of the latest training step", registry=r
-        )
+        self.learning_rate = Gauge("streamtune_learning_rate", "Learning rate of the latest training step", registry=r)
         self.lineage_reloads = Counter(
             "streamtune_lineage_reloads_total",
             "Times LATEST was moved by someone else (a rollback) and the trainer reloaded it",

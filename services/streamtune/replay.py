@@ -26,12 +26,20 @@ class ReplaySummary:
 
     def __str__(self) -> str:
         rate = self.produced / self.seconds if self.seconds else 0.0
-        return (f"produced {self.produced} events ({self.failed} failed, {self.skipped_blank} blank lines "
-                f"skipped) in {self.seconds:.1f} s, {rate:.0f} events/s")
+        return (
+            f"produced {self.produced} events ({self.failed} failed, {self.skipped_blank} blank lines "
+            f"skipped) in {self.seconds:.1f} s, {rate:.0f} events/s"
+        )
 
 
-def replay(settings: Settings, path: Path, rate: float | None = None, limit: int | None = None,
-           key_field: str | None = "user_id", progress: bool = True) -> ReplaySummary:
+def replay(
+    settings: Settings,
+    path: Path,
+    rate: float | None = None,
+    limit: int | None = None,
+    key_field: str | None = "user_id",
+    progress: bool = True,
+) -> ReplaySummary:
     """Produce each line of ``path`` as one message, keyed by ``key_field`` when present so a
     user's events stay in order on one partition. Lines are sent as they are: invalid ones are
     the trainer's to dead-letter, exactly as with any other producer."""
@@ -68,7 +76,7 @@ def replay(settings: Settings, path: Path, rate: float | None = None, limit: int
     return summary
 
 
-def _produce(producer, topic: str, value: bytes, key: bytes | None, callback) -> None:  # noqa: ANN001
+def _produce(producer, topic: str, value: bytes, key: bytes | None, callback) -> None:
     while True:
         try:
             producer.produce(topic, value=value, key=key, on_delivery=callback)

@@ -17,9 +17,17 @@ from streamtune.errors import CheckpointError, PublishError
 
 def manifest_for(version: int, files: dict[str, FileEntry], parent: int | None = None) -> Manifest:
     return Manifest(
-        version=version, parent_version=parent, base_model="base", tuning={"tuning": "lora"},
-        created_at="2026-01-01T00:00:00Z", files=files, kafka_offsets={"events:0": version * 10},
-        examples_seen=version * 10, examples_in_version=10, last_train_loss=0.5, max_length=32,
+        version=version,
+        parent_version=parent,
+        base_model="base",
+        tuning={"tuning": "lora"},
+        created_at="2026-01-01T00:00:00Z",
+        files=files,
+        kafka_offsets={"events:0": version * 10},
+        examples_seen=version * 10,
+        examples_in_version=10,
+        last_train_loss=0.5,
+        max_length=32,
     )
 
 
@@ -126,8 +134,10 @@ def test_tampered_file_fails_verification(tmp_path):
     [
         (lambda d: (d / "adapter.safetensors").write_bytes(b"w"), "bytes"),
         (lambda d: (d / "adapter.safetensors").unlink(), "missing"),
-        (lambda d: _edit_manifest(d, lambda m: m["files"].update({"../escape": m["files"]["adapter.safetensors"]})),
-         "unsafe"),
+        (
+            lambda d: _edit_manifest(d, lambda m: m["files"].update({"../escape": m["files"]["adapter.safetensors"]})),
+            "unsafe",
+        ),
         (lambda d: _edit_manifest(d, lambda m: m.update(version=7)), "claims version"),
         (lambda d: (d / "manifest.json").write_text("{"), "not JSON"),
         (lambda d: _edit_manifest(d, lambda m: m.pop("files")), "malformed"),

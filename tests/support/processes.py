@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,22 +14,12 @@ from streamtune.config import Settings
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process see ``settings``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("STREAMTUNE_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"STREAMTUNE_{name.upper()}"] = _env_value(value)
+    env.update(settings.as_environment())
     env["HF_HUB_OFFLINE"] = "1"
     env["TOKENIZERS_PARALLELISM"] = "false"
     # Two services and the test share two cores: keep torch from oversubscribing them.
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
-
-
-def _env_value(value: object) -> str:
-    if hasattr(value, "get_secret_value"):
-        return value.get_secret_value()
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
 
 
 class ServiceProcess:

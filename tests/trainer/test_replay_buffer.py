@@ -88,7 +88,7 @@ def test_byte_budget_lowers_the_capacity(tokenizer):
     for _ in range(20):
         buffer.add(inputs, np.arange(8), np.ones(8, dtype=np.float32))
     assert len(buffer) == 50
-    assert buffer.nbytes <= 50 * per_row + 50 * 8  # plus the arrival numbers
+    assert buffer.nbytes <= 50 * per_row + 50 * 16  # plus the arrival numbers and user tags
 
 
 def test_forget_since_drops_what_arrived_after_the_mark(tokenizer):

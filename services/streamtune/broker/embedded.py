@@ -58,15 +58,21 @@ class EmbeddedBroker:
 
     def start(self, timeout_s: float = 15.0) -> EmbeddedBroker:
         if _port_is_open(self.host, self.port):
-            raise BrokerError(
-                f"port {self.port} is already in use: stop what listens there or choose another port"
-            )
+            raise BrokerError(f"port {self.port} is already in use: stop what listens there or choose another port")
         binary = find_broker_binary(self._binary)
         url = f"tcp://{self.host}:{self.port}"
         log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -31,6 +31,10 @@ class Manifest:
 
     ``kafka_offsets`` maps ``"topic:partition"`` to the next offset to consume: every record
     before it is contained in this version's weights (directly or through its parents).
+    ``produced_watermark_ms`` is the newest Kafka timestamp of any event the lineage trained on;
+    ``produced_oldest_ms`` the oldest of the events first trained into this very version (None
+    when it trained none): between the two lie the production times of what this version adds,
+    which is what the servers' freshness metric reports.
     """
 
     version: int
@@ -46,6 +50,7 @@ class Manifest:
     max_length: int
     data_watermark_ms: int | None = None
     produced_watermark_ms: int | None = None
+    produced_oldest_ms: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
@@ -78,6 +83,7 @@ class Manifest:
                 max_length=_int(data["max_length"]),
                 data_watermark_ms=_optional_int(data.get("data_watermark_ms")),
                 produced_watermark_ms=_optional_int(data.get("produced_watermark_ms")),
+                produced_oldest_ms=_optional_int(data.get("produced_oldest_ms")),
                 metrics={str(k): float(v) for k, v in dict(data.get("metrics") or {}).items()},
                 format_version=_int(data.get("format_version", FORMAT_VERSION)),
             )

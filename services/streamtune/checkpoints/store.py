@@ -30,6 +30,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, Manifest
 from streamtune.errors import CheckpointError, PublishError
 
@@ -135,6 +137,9 @@ class CheckpointStore:
         5. the directory is renamed to its final name and the store root fsynced;
         6. LATEST is replaced atomically (temp file, fsync, rename);
         7. versions beyond the retention are removed.
+
+        A write that fails in steps 2–5 (disk full, I/O error) removes the temporary directory and
+        raises :class:`PublishError`; LATEST and the versions already there are untouched.
         """
         self.root.mkdir(parents=True, exist_ok=True)
         version = self._next_version()  # Step 1
@@ -151,12 +156,12 @@ class CheckpointStore:
             _fsync_directory(temp)
             os.rename(temp, self.path_of(version))  # Step 5
             _fsync_directory(self.root)
-        except CheckpointError:
+        except BaseException as error:
             shutil.rmtree(temp, ignore_errors=True)
+            # safetensors reports a full disk as its own SafetensorError, not as an OSError.
+            if isinstance(error, (OSError, SafetensorError)):
+                raise PublishError(f"could not write version {version}: {error}") from error
             raise
-        except OSError as error:
-            shutil.rmtree(temp, ignore_errors=True)
-            raise PublishError(f"could not write version {version}: {error}") from error
         self.set_latest(version)  # Step 6
         self._prune()  # Step 7
         return manifest

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # 2100-01-01: anything later is a producer bug, not a future event.
 _MAX_TS_MS = 4_102_444_800_000
@@ -93,10 +93,21 @@ def _string(document: dict, field: str, *, required: bool = False, max_chars: in
         return None
     if not isinstance(value, str):
         raise _Refused("wrong_type", f"field '{field}' must be a string, got {type(value).__name__}")
+    if not _encodable(value):
+        # A "\ud800" escape decodes to a lone surrogate: no tokenizer or hash can take it.
+        raise _Refused("not_utf8", f"field '{field}' holds a lone surrogate escape, which is not UTF-8")
     if len(value) > max_chars:
         reason = "text_too_long" if field in ("text", "context") else "wrong_type"
         raise _Refused(reason, f"field '{field}' has {len(value)} characters, more than {max_chars}")
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _identifier(document: dict, field: str, *, required: bool = False) -> str | None:
@@ -136,7 +147,7 @@ def _timestamp(document: dict) -> int | None:
     else:
         raise _Refused("bad_timestamp", f"field 'ts' must be a number or string, got {type(value).__name__}")
     if not 0 <= ts_ms <= _MAX_TS_MS:
-        raise _Refused("bad_timestamp", f"field 'ts' is outside 1970..2100: {value!r}")
+        raise _Refused("bad_timestamp", f"field 'ts' is outside 1970..2100 ({ts_ms} ms)")
     return ts_ms
 
 
@@ -144,7 +155,7 @@ def _parse_iso8601(value: str) -> int:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise _Refused("bad_timestamp", f"field 'ts' is not ISO-8601: {value[:40]!r}") from None
+        raise _Refused("bad_timestamp", f"field 'ts' is not ISO-8601 ({len(value)} characters)") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)

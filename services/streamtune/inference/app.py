@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.middleware.cors import CORSMiddleware
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.errors import ModelNotReadyError, QueueFullError
@@ -24,9 +24,16 @@ from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.follower import VersionFollower
 from streamtune.inference.loading import ServedModel
 from streamtune.inference.middleware import BodyLimits, RequestTimer
-from streamtune.inference.routes import scoring_router, status_router, unavailable
+from streamtune.inference.routes import (
+    VERSION_HEADER,
+    WATERMARK_HEADER,
+    scoring_router,
+    status_router,
+    unavailable,
+)
 from streamtune.inference.schemas import build_request_models
 from streamtune.inference.slot import ModelSlot
+from streamtune.inference.validation import render_errors
 from streamtune.metrics import ServingMetrics
 
 logger = logging.getLogger(__name__)
@@ -49,9 +56,11 @@ def create_app(
     start_follower: Callable[[], VersionFollower] | None = None,
     limits: ServingLimits | None = None,
     admin_token: str | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> FastAPI:
     """The inference app; ``start_follower`` starts the thread that loads and swaps versions,
-    ``batcher`` (started and stopped with the app) scores requests."""
+    ``batcher`` (started and stopped with the app) scores requests. Browsers on ``cors_origins``
+    may call the API (none: CORS off)."""
     limits = limits or ServingLimits()
     rejected = metrics.requests_rejected
 
@@ -77,6 +86,16 @@ def create_app(
     app.add_middleware(
         BodyLimits, max_bytes=limits.max_request_bytes, on_refused=lambda reason: rejected.labels(reason).inc()
     )
+    if cors_origins:
+        # Outside the body limits, so a browser can read their 413/415 too. No credentials: the
+        # API has no cookies, and the admin token is not for browsers.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_credentials=False,
+            expose_headers=[VERSION_HEADER, WATERMARK_HEADER, "Retry-After"],
+        )
     app.add_middleware(RequestTimer, metrics=metrics)  # added last: outermost, so it times refusals too
     app.include_router(scoring_router(batcher, build_request_models(limits.max_instances, limits.max_text_chars)))
     app.include_router(status_router(slot, follower, metrics))
@@ -95,6 +114,6 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         rejected.labels("invalid").inc()
-        return await request_validation_exception_handler(request, error)
+        return JSONResponse({"detail": render_errors(error.errors())}, status_code=422)
 
     return app

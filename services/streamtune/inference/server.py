@@ -60,7 +60,9 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
 
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     limits = ServingLimits(settings.max_instances, settings.max_text_chars, settings.max_request_bytes)
-    return create_app(slot, metrics, batcher, store, start_follower, limits, admin_token=token)
+    return create_app(
+        slot, metrics, batcher, store, start_follower, limits, admin_token=token, cors_origins=settings.cors_origins
+    )
 
 
 def serve(settings: Settings) -> None:

@@ -15,15 +15,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from transformers import PreTrainedTokenizerBase
 
 from streamtune.checkpoints.manifest import offset_key
 from streamtune.events import Event, InvalidEvent, decode_event
 from streamtune.ingest.batcher import MicroBatcher
 from streamtune.ingest.handoff import BatchHandoff, TrainingBatch
+from streamtune.ingest.partition_ends import ProbeFactory, restart_offsets
+from streamtune.kafka.clients import RenewableProducer
 from streamtune.metrics import TrainerMetrics
-from streamtune.modeling.encoding import encode_pairs
+from streamtune.modeling.encoding import PairEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -76,23 +86,39 @@ class EventIngestor(threading.Thread):
     ``positions`` returns the offsets already trained into the model (:class:`TrainedPosition`);
     on assignment the consumer seeks there, so the model's own state, not the group's committed
     offsets, decides where training resumes (after a rollback the committed offsets are ahead of
-    the lineage and would skip events).
+    the lineage and would skip events). With ``probe`` (a factory of throwaway consumers), a
+    trained offset beyond the partition's end is noticed (:mod:`streamtune.ingest.partition_ends`):
+    the topic was deleted and created again, or a broker lost its storage, and that partition
+    starts at the new topic's beginning instead of skipping its first records.
+
+    ``pseudonymise`` replaces each event's user id before anything is kept (without it, user
+    ids are dropped).
+
+    :meth:`rewind` moves every assigned partition back to the trained position without leaving
+    the group: after a topic was recreated the trainer rewinds instead of closing the consumer,
+    because a member that leaves while the group is still forming after a broker restart can
+    stay behind in the broker's group as a leader that never syncs, and a new consumer of that
+    group would then wait for an assignment forever (seen with Tansu).
     """
 
     def __init__(
         self,
         consumer: Consumer,
-        producer: Producer,
+        producer: Producer | RenewableProducer,
         tokenizer: PreTrainedTokenizerBase,
         handoff: BatchHandoff,
         positions: PositionSource,
         config: IngestConfig,
         metrics: TrainerMetrics,
+        pseudonymise: Callable[[str | None], str | None] | None = None,
+        probe: ProbeFactory | None = None,
     ) -> None:
         super().__init__(name="streamtune-ingest", daemon=True)
+        self._pseudonymise = pseudonymise
+        self._probe = probe
         self._consumer = consumer
         self._producer = producer
-        self._tokenizer = tokenizer
+        self._encode = PairEncoder(tokenizer, config.max_length)  # the ingest hot path
         self._handoff = handoff
         self._positions = positions
         self._config = config
@@ -104,6 +130,7 @@ class EventIngestor(threading.Thread):
         self._waiting: list[TrainingBatch] = []  # cut but not yet accepted by the hand-off
         self._assignment: list[TopicPartition] = []
         self._commit_requests: queue.Queue[dict[str, int]] = queue.Queue()
+        self._rewind_requests: queue.Queue[threading.Event] = queue.Queue()
         self._stop_requested = threading.Event()
         self._next_lag_check = 0.0
         self.failure: BaseException | None = None
@@ -112,6 +139,22 @@ class EventIngestor(threading.Thread):
     def request_commit(self, offsets: dict[str, int]) -> None:
         """Ask the ingest thread to commit ``offsets`` (they are durable in a version)."""
         self._commit_requests.put(dict(offsets))
+
+    def rewind(self, timeout_s: float = 30.0) -> bool:
+        """Drop everything read but not trained yet and re-read every assigned partition from
+        the trained position (``positions``, which the caller has already moved).
+
+        Blocks until the ingest thread has done so (every batch cut before then is dropped, so
+        none from before the move is trained) and returns True; False if the thread stopped or
+        ``timeout_s`` passed first (the rewind then happens later).
+        """
+        done = threading.Event()
+        self._rewind_requests.put(done)
+        deadline = time.monotonic() + timeout_s
+        while not done.wait(0.1):
+            if not self.is_alive() or time.monotonic() > deadline:
+                return False
+        return True
 
     def stop(self) -> None:
         self._stop_requested.set()
@@ -136,6 +179,7 @@ class EventIngestor(threading.Thread):
 
     def _step(self) -> None:
         self._commit_pending()
+        self._serve_rewinds()
         while self._waiting and self._handoff.offer(self._waiting[0]):
             self._waiting.pop(0)
             if not self._waiting:
@@ -204,12 +248,7 @@ class EventIngestor(threading.Thread):
 
     def _tokenize(self, examples: list[StreamExample]) -> TrainingBatch:
         events = [example.event for example in examples]
-        if events:
-            inputs = encode_pairs(
-                self._tokenizer, [e.text for e in events], [e.context for e in events], self._config.max_length
-            )
-        else:
-            inputs = {}
+        inputs = self._encode([e.text for e in events], [e.context for e in events]) if events else {}
         labels = torch.tensor([e.label for e in events], dtype=torch.float32)
         if self._config.pin_memory and events:
             inputs = {name: tensor.pin_memory() for name, tensor in inputs.items()}
@@ -224,7 +263,8 @@ class EventIngestor(threading.Thread):
             offsets=dict(self._consumed),
             data_watermark_ms=max(event_times, default=None),
             produced_watermark_ms=max(produced, default=None),
-            user_ids=[e.user_id for e in events],
+            produced_oldest_ms=min(produced, default=None),
+            user_ids=[self._pseudonymise(e.user_id) if self._pseudonymise else None for e in events],
         )
 
     def _only_invalid_records_pending(self) -> bool:
@@ -259,6 +299,52 @@ class EventIngestor(threading.Thread):
             logger.warning("offset commit failed (will retry with the next version): %s", error)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._start_at_trained_position(consumer, partitions)
+        self._reported = dict(self._consumed)
+        consumer.assign(partitions)
+        consumer.resume(partitions)  # a pause for a full hand-off must not outlive the rebalance
+        self._assignment = list(partitions)
+        logger.info("assigned %s", _describe(partitions))
+
+    def _serve_rewinds(self) -> None:
+        requests: list[threading.Event] = []
+        while True:
+            try:
+                requests.append(self._rewind_requests.get_nowait())
+            except queue.Empty:
+                break
+        if not requests:
+            return
+        dropped = self._drop_unfinished()
+        partitions = [TopicPartition(tp.topic, tp.partition) for tp in self._assignment]
+        self._start_at_trained_position(self._consumer, partitions)
+        self._reported = dict(self._consumed)
+        try:
+            for tp in partitions:
+                self._consumer.seek(tp)
+        except KafkaException as error:  # e.g. a fetcher not started yet: try again next step
+            logger.warning("cannot rewind yet (%s); retrying", error)
+            for done in requests:
+                self._rewind_requests.put(done)
+            return
+        self._consumer.resume(self._assignment)
+        logger.info(
+            "rewound to the trained position: %s (dropped %d queued batches and %d open examples)",
+            _describe(partitions) or "no partition assigned yet",
+            *dropped,
+        )
+        for done in requests:
+            done.set()
+
+    def _drop_unfinished(self) -> tuple[int, int]:
+        """Forget every batch and example not trained yet; returns (batches, examples) dropped."""
+        batches = self._handoff.invalidate() + len(self._waiting)
+        examples = len(self._batcher.take())
+        self._waiting = []
+        return batches, examples
+
+    def _start_at_trained_position(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Set each partition's offset to where training stands (see the class doc)."""
         with self._handoff.quiesced():
             trained = self._positions()
         for tp in partitions:
@@ -274,25 +360,30 @@ class EventIngestor(threading.Thread):
             if tp.offset < 0 and tp.offset != OFFSET_BEGINNING:
                 stored = by_key.get(offset_key(tp.topic, tp.partition), -1)
                 tp.offset = stored if stored >= 0 else OFFSET_BEGINNING
+        restarts = restart_offsets(consumer, self._probe, partitions) if self._probe else {}
+        for tp in partitions:
+            key = offset_key(tp.topic, tp.partition)
+            if key in restarts:
+                logger.warning(
+                    "%s ends before offset %d, where training stands: the topic was recreated (or its broker "
+                    "lost its data); reading the new partition from its beginning",
+                    key,
+                    tp.offset,
+                )
+                tp.offset = restarts[key]
             if tp.offset >= 0:
-                self._consumed[offset_key(tp.topic, tp.partition)] = tp.offset
-        self._reported = dict(self._consumed)
-        consumer.assign(partitions)
-        consumer.resume(partitions)  # a pause for a full hand-off must not outlive the rebalance
-        self._assignment = list(partitions)
-        logger.info("assigned %s", ", ".join(f"{tp.topic}:{tp.partition}@{tp.offset}" for tp in partitions))
+                self._consumed[key] = tp.offset
+            else:
+                self._consumed.pop(key, None)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        dropped = self._handoff.invalidate() + len(self._waiting)
-        open_items = len(self._batcher.take())
-        self._waiting = []
+        dropped = self._drop_unfinished()
         self._consumed.clear()
         self._reported.clear()
         self._assignment = []
         logger.info(
             "partitions revoked: dropped %d queued batches and %d open examples (they are re-read after reassignment)",
-            dropped,
-            open_items,
+            *dropped,
         )
 
     def _update_lag(self) -> None:
@@ -302,13 +393,19 @@ class EventIngestor(threading.Thread):
         self._next_lag_check = now + _LAG_INTERVAL_S
         try:
             for tp in self._assignment:
-                _, high = self._consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+                # Listed ends are too low on Tansu (see partition_ends), fetched ones stale while
+                # paused; neither is ever too high.
+                _, listed = self._consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+                _, fetched = self._consumer.get_watermark_offsets(tp, cached=True)
+                high = max(listed, fetched)
                 position = self._consumed.get(offset_key(tp.topic, tp.partition))
                 if position is not None and high >= 0:
                     self._metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                         max(0, high - position)
                     )
-            self._metrics.kafka_up.set(1)
-        except Exception as error:
-            self._metrics.kafka_up.set(0)
+        except Exception as error:  # streamtune_kafka_up is the cluster watch's to report
             logger.warning("cannot reach Kafka for watermarks: %s", error)
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}:{tp.partition}@{tp.offset}" for tp in partitions)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -34,10 +35,7 @@ def client_config(settings: Settings) -> dict[str, str]:
 
 def redacted(config: dict[str, object]) -> dict[str, object]:
     """A copy safe to log: every secret-looking value replaced."""
-    return {
-        key: "***" if any(marker in key for marker in _SECRET_KEYS) else value
-        for key, value in config.items()
-    }
+    return {key: "***" if any(marker in key for marker in _SECRET_KEYS) else value for key, value in config.items()}
 
 
 def make_producer(settings: Settings, **overrides: object) -> Producer:
@@ -51,6 +49,46 @@ def make_producer(settings: Settings, **overrides: object) -> Producer:
     }
     logger.debug("producer config %s", redacted(config))
     return Producer(config)
+
+
+class RenewableProducer:
+    """A :class:`Producer` that can be swapped for a fresh one while other threads use it.
+
+    An idempotent producer is known to the cluster by its producer id. A cluster that lost its
+    state (a restarted memory-only broker) refuses every send of an id it no longer knows, and
+    librdkafka retries such a send forever: only a new producer, which is given a new id, can
+    send again. :meth:`renew` swaps one in; sends, polls and flushes go to the current one.
+    """
+
+    def __init__(self, factory: Callable[[], Producer]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()  # a send never goes to a producer that is being retired
+        self._producer = factory()
+
+    def produce(self, *args: object, **kwargs: object) -> None:
+        with self._lock:
+            self._producer.produce(*args, **kwargs)
+
+    def poll(self, timeout: float = 0) -> int:
+        return self._producer.poll(timeout)
+
+    def flush(self, timeout: float = -1) -> int:
+        return self._producer.flush(timeout)
+
+    def __len__(self) -> int:
+        return len(self._producer)
+
+    def renew(self, grace_s: float) -> int:
+        """Replace the producer; returns how many messages the old one could not deliver within
+        ``grace_s`` and dropped."""
+        fresh = self._factory()
+        with self._lock:
+            old, self._producer = self._producer, fresh
+        undelivered = old.flush(grace_s)
+        if undelivered:
+            old.purge()
+            old.flush(0)  # serves the purged messages' delivery reports
+        return undelivered
 
 
 def make_consumer(settings: Settings, group_id: str, **overrides: object) -> Consumer:
@@ -68,15 +106,18 @@ def make_consumer(settings: Settings, group_id: str, **overrides: object) -> Con
     return Consumer(config)
 
 
-def ensure_topics(
-    settings: Settings, topics: Iterable[tuple[str, int]], timeout_s: float = 10.0
-) -> None:
+def ensure_topics(settings: Settings, topics: Iterable[tuple[str, int]], timeout_s: float = 10.0) -> None:
     """Create the given (name, partitions) topics unless they exist already."""
-    admin = AdminClient(client_config(settings))
+    admin = make_admin(settings)
     existing = set(admin.list_topics(timeout=timeout_s).topics)
-    wanted = [NewTopic(name, num_partitions=parts) for name, parts in topics if name not in existing]
-    if not wanted:
+    create_missing_topics(admin, {name: parts for name, parts in topics if name not in existing}, timeout_s)
+
+
+def create_missing_topics(admin: AdminClient, topics: dict[str, int], timeout_s: float) -> None:
+    """Create ``topics`` (name → partitions); one that exists meanwhile is not an error."""
+    if not topics:
         return
+    wanted = [NewTopic(name, num_partitions=parts) for name, parts in topics.items()]
     for name, future in admin.create_topics(wanted, request_timeout=timeout_s).items():
         try:
             future.result(timeout=timeout_s)
@@ -84,3 +125,8 @@ def ensure_topics(
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+
+
+def make_admin(settings: Settings) -> AdminClient:
+    """An admin client for the configured cluster."""
+    return AdminClient(client_config(settings))

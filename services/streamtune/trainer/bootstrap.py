@@ -9,7 +9,7 @@ The file is read lazily, so its size is not bounded by memory.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +37,11 @@ def historical_batches(
     max_length: int,
     max_text_chars: int,
     summary: BootstrapSummary,
+    pseudonymise: Callable[[str | None], str | None] | None = None,
 ) -> Iterator[TrainingBatch]:
-    """Tokenized batches of the valid events of ``path``, in file order; fills ``summary``."""
+    """Tokenized batches of the valid events of ``path``, in file order; fills ``summary``.
+
+    User ids are replaced by ``pseudonymise`` (without one they are dropped), as at ingest."""
     pending: list[Event] = []
     with open(path, "rb") as lines:
         for number, line in enumerate(lines, start=1):
@@ -54,13 +57,18 @@ def historical_batches(
                 continue
             pending.append(decoded)
             if len(pending) == batch_size:
-                yield _batch(pending, tokenizer, max_length)
+                yield _batch(pending, tokenizer, max_length, pseudonymise)
                 pending = []
     if pending:
-        yield _batch(pending, tokenizer, max_length)
+        yield _batch(pending, tokenizer, max_length, pseudonymise)
 
 
-def _batch(events: list[Event], tokenizer: PreTrainedTokenizerBase, max_length: int) -> TrainingBatch:
+def _batch(
+    events: list[Event],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    pseudonymise: Callable[[str | None], str | None] | None,
+) -> TrainingBatch:
     inputs = encode_pairs(tokenizer, [e.text for e in events], [e.context for e in events], max_length)
     event_times = [e.ts_ms for e in events if e.ts_ms is not None]
     return TrainingBatch(
@@ -70,5 +78,5 @@ def _batch(events: list[Event], tokenizer: PreTrainedTokenizerBase, max_length: 
         event_ids=[e.event_id for e in events],
         offsets={},
         data_watermark_ms=max(event_times, default=None),
-        user_ids=[e.user_id for e in events],
+        user_ids=[pseudonymise(e.user_id) if pseudonymise else None for e in events],
     )

@@ -9,6 +9,9 @@ its evidence across restarts.
 The window's length is a trade-off: under genuine concept drift the gate only lets an adapted
 model out once enough new-concept examples fill the window, while a short poisoned stretch can
 never outvote the clean examples of a long window.
+
+Each row carries its user's pseudonym tag (saved with the window), so a request to forget a user
+reaches the held-out examples of every version the trainer loads (:meth:`HoldoutWindow.forget_users`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from streamtune.trainer.token_rows import TokenRows
 
 _HOLDOUT_SALT = b"holdout"
 _HASH_SPACE = float(2**64)
+# Rows per scoring batch over the window (a compiled model pads them to its static shapes).
+HOLDOUT_BATCH_ROWS = 64
 
 
 def is_holdout(event_id: str, share: float) -> bool:
@@ -49,6 +54,7 @@ class HoldoutWindow:
         self._size = 0
         self._next = 0  # ring position of the next write
         self._cached: dict[str, np.ndarray] = {}
+        self._users = np.zeros(capacity, dtype=np.int64)  # pseudonym tag of each slot's user
 
     def __len__(self) -> int:
         return self._size
@@ -59,10 +65,15 @@ class HoldoutWindow:
             return np.arange(self._size)
         return np.roll(np.arange(self.capacity), -self._next)
 
-    def add(self, inputs: dict[str, torch.Tensor], rows: np.ndarray, labels: np.ndarray) -> None:
-        for row, label in zip(rows.tolist(), labels.tolist(), strict=True):
+    def add(
+        self, inputs: dict[str, torch.Tensor], rows: np.ndarray, labels: np.ndarray, users: np.ndarray | None = None
+    ) -> None:
+        """Append rows (``users``: each row's pseudonym tag, default none), evicting the oldest."""
+        tags = np.zeros(len(rows), dtype=np.int64) if users is None else np.asarray(users, dtype=np.int64)
+        for row, label, tag in zip(rows.tolist(), labels.tolist(), tags.tolist(), strict=True):
             slot = self._next
             self._rows.put(np.array([slot]), inputs, np.array([row]), np.array([label]))
+            self._users[slot] = tag
             for scores in self._cached.values():
                 scores[slot] = np.nan
             self._next = (self._next + 1) % self.capacity
@@ -75,7 +86,7 @@ class HoldoutWindow:
     def labels(self) -> np.ndarray:
         return self._rows.labels[self.slots()].astype(np.float64)
 
-    def batches(self, slots: np.ndarray | None = None, size: int = 64):
+    def batches(self, slots: np.ndarray | None = None, size: int = HOLDOUT_BATCH_ROWS):
         """Model batches over ``slots`` (default: the whole window, oldest first)."""
         slots = self.slots() if slots is None else slots
         for start in range(0, len(slots), size):
@@ -101,8 +112,26 @@ class HoldoutWindow:
         """The weights cached under ``name`` changed: every cached score is stale."""
         self._cache(name)[:] = np.nan
 
+    def forget_users(self, tags: np.ndarray) -> int:
+        """Drop the rows of the users with these pseudonym tags, keeping the others in order
+        (with their cached scores); returns how many were dropped."""
+        wanted = np.asarray(tags, dtype=np.int64)
+        order = self.slots()
+        keep = order[~np.isin(self._users[order], wanted[wanted != 0])]
+        dropped = len(order) - len(keep)
+        if dropped:
+            target = np.arange(len(keep))
+            self._rows.copy_rows(self._rows, keep, target)  # fancy indexing copies the source first
+            self._users[target] = self._users[keep]
+            for scores in self._cached.values():
+                scores[target] = scores[keep]
+            self._size = len(keep)
+            self._next = self._size % self.capacity
+        return dropped
+
     def state(self) -> dict[str, np.ndarray]:
-        return self._rows.state(self.slots(), "holdout")
+        slots = self.slots()
+        return {**self._rows.state(slots, "holdout"), "holdout.users": self._users[slots].copy()}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Replace the window with one saved by :meth:`state` (newest rows kept if it shrank)."""
@@ -115,5 +144,7 @@ class HoldoutWindow:
         keep = min(saved, self.capacity)
         trimmed = {key: value[saved - keep :] for key, value in state.items() if key.startswith("holdout.")}
         self._rows.load_state(trimmed, "holdout", np.arange(keep))
+        # Versions written before user tags existed have none: their rows cannot be forgotten.
+        self._users[:keep] = trimmed.get("holdout.users", np.zeros(keep, dtype=np.int64))
         self._size = keep
         self._next = keep % self.capacity

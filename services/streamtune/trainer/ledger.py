@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+import torch
+
+from streamtune.checkpoints import Manifest
 from streamtune.ingest.handoff import TrainingBatch
+from streamtune.trainer.publisher import VersionDraft
 from streamtune.trainer.version_files import VersionEvents
 
 
@@ -20,6 +25,7 @@ class VersionLedger:
         self.last_loss: float | None = None
         self.data_watermark_ms: int | None = None
         self.produced_watermark_ms: int | None = None
+        self.produced_oldest_ms: int | None = None  # of the events trained since the last publish
         self.trained: list[str] = []
         self.discarded: list[str] = []
         self.held_out = 0
@@ -37,6 +43,7 @@ class VersionLedger:
         self.last_loss = loss
         self.data_watermark_ms = _max(self.data_watermark_ms, batch.data_watermark_ms)
         self.produced_watermark_ms = _max(self.produced_watermark_ms, batch.produced_watermark_ms)
+        self.produced_oldest_ms = _min(self.produced_oldest_ms, batch.produced_oldest_ms)
 
     def discard_training(self) -> int:
         """The weights went back to the published ones: what was trained is now discarded.
@@ -48,8 +55,34 @@ class VersionLedger:
         self.discarded.extend(self.trained)
         self.trained = []
         self.batches = self.examples = 0
-        self.last_loss = self.data_watermark_ms = self.produced_watermark_ms = None
+        self.last_loss = self.data_watermark_ms = self.produced_watermark_ms = self.produced_oldest_ms = None
         return discarded
+
+    def draft(
+        self,
+        state: dict[str, torch.Tensor],
+        parent: Manifest | None,
+        position: dict[str, int],
+        examples_seen: int,
+        metrics: dict[str, float],
+        stream_state: dict[str, np.ndarray],
+    ) -> VersionDraft:
+        """The next version: ``state`` (the weights), trained from ``parent``, at ``position``."""
+        return VersionDraft(
+            state=state,
+            parent_version=parent.version if parent else None,
+            kafka_offsets=dict(position),
+            examples_seen=examples_seen,
+            examples_in_version=self.examples,
+            last_train_loss=self.last_loss,
+            # Watermarks never go back: a version's are at least its parent's.
+            data_watermark_ms=_max(self.data_watermark_ms, parent.data_watermark_ms if parent else None),
+            produced_watermark_ms=_max(self.produced_watermark_ms, parent.produced_watermark_ms if parent else None),
+            produced_oldest_ms=self.produced_oldest_ms,
+            metrics=metrics,
+            events=self.events(),
+            stream_state=stream_state,
+        )
 
     def events(self) -> VersionEvents:
         return VersionEvents(
@@ -62,3 +95,7 @@ class VersionLedger:
 
 def _max(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else max(a, b)
+
+
+def _min(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)

@@ -16,6 +16,7 @@ from confluent_kafka import Producer
 from streamtune.checkpoints import CheckpointStore, Manifest
 from streamtune.checkpoints.manifest import FileEntry
 from streamtune.errors import LineageMovedError, PublishError
+from streamtune.kafka.clients import RenewableProducer
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling.base import TuningSpec
 from streamtune.modeling.weights import save_state
@@ -41,6 +42,7 @@ class VersionDraft:
     metrics: dict[str, float] = field(default_factory=dict)
     events: VersionEvents = field(default_factory=VersionEvents)
     stream_state: dict[str, np.ndarray] = field(default_factory=dict)
+    produced_oldest_ms: int | None = None
 
 
 class VersionPublisher:
@@ -49,7 +51,7 @@ class VersionPublisher:
     def __init__(
         self,
         store: CheckpointStore,
-        producer: Producer,
+        producer: Producer | RenewableProducer,
         models_topic: str,
         commit_offsets: Callable[[dict[str, int]], None],
         base_model: str,
@@ -140,6 +142,7 @@ class VersionPublisher:
             max_length=self._max_length,
             data_watermark_ms=draft.data_watermark_ms,
             produced_watermark_ms=draft.produced_watermark_ms,
+            produced_oldest_ms=draft.produced_oldest_ms,
             metrics=dict(draft.metrics),
         )
 

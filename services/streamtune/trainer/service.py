@@ -14,22 +14,33 @@ windows — and the ingest thread seeks there on every assignment; offsets are c
 group only after a version is durable. Work after the newest version is re-consumed after a
 crash, and an event re-delivered under the same id is trained once (within the dedupe window).
 
-Routing of each batch. Duplicates are skipped; held-out events (a stable hash share) only feed
-the gate's window; every fresh event is scored before training (prequential loss/AUC, drift
-test); the rest is trained together with a sample from the replay buffer.
+Routing of each batch (:mod:`streamtune.trainer.routing`). Duplicates are skipped; held-out
+events only feed the gate's window; every fresh event is scored before training (prequential
+loss/AUC and drift test, :mod:`streamtune.trainer.scoring`); the rest is trained with a sample
+from the replay buffer. The step's own forward pass scores the rows it trains on: without
+dropout (``STREAMTUNE_TRAIN_DROPOUT``) it computes what a scoring pass before the step would.
 
 Quality gate. A candidate is published only if its holdout log-loss is within the tolerance of
 the published version's on the same window. After ``gate_patience`` rejections in a row the
 trainer puts the published weights back and records the events trained since as discarded.
 
-Rollback (``streamtune rollback --to N`` or :meth:`CheckpointStore.rollback`). The trainer
-checks LATEST between batches; when it names another version than the one it published, it
-reloads that version exactly as a restart would — its weights, its offsets and its windows —
-and re-subscribes, so the events after N's offsets are consumed again and new versions are
-children of N. This is the only behaviour that is the same whether the trainer was running or
-restarted after the rollback (the store holds no other durable position), and it keeps every
-lineage exactly-once. Re-training the stretch the abandoned versions saw is guarded by the gate,
-which now compares against N.
+Rollback (``streamtune rollback --to N``). The trainer checks LATEST between batches; when it
+names another version than the one it published, it reloads that version exactly as a restart
+would (weights, offsets, windows) and re-subscribes, so the events after N's offsets are
+consumed again and new versions are children of N: the same whether the trainer was running or
+restarted, and exactly-once in every lineage. The gate, now comparing against N, guards the
+re-training of the stretch the abandoned versions saw.
+
+Kafka outages (:mod:`streamtune.trainer.streaming`). A cluster watch exports
+``streamtune_kafka_up``; librdkafka reconnects by itself. When the cluster comes back having
+lost our topics (a broker that lost its storage), they are created again, and the trainer
+renews its producer and reads the new events topic from its beginning, in the same process. A
+publish that fails (disk full, Kafka not acknowledging dead letters) leaves the store as it was
+and is retried after the next batch, or after a few seconds when idle.
+
+Privacy. User ids are replaced by keyed pseudonyms at ingest (:mod:`streamtune.privacy`); the
+replay buffer and the holdout window tag their rows with them, and requests to forget a user
+(``streamtune forget``) are applied between batches and to every version loaded later.
 
 Not supported: several trainers writing one store (publishing checks LATEST under the store's
 lock, so a second writer's versions are refused, not interleaved), multi-GPU.
@@ -44,41 +55,34 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from confluent_kafka import KafkaError
 
 from streamtune.checkpoints import CheckpointStore, Manifest
 from streamtune.config import Settings
 from streamtune.errors import CheckpointError, ConfigurationError, LineageMovedError, PublishError
-from streamtune.ingest.consumer import EventIngestor, IngestConfig, TrainedPosition
+from streamtune.ingest.consumer import TrainedPosition
 from streamtune.ingest.handoff import BatchHandoff, TrainingBatch
-from streamtune.kafka.clients import ensure_topics, make_consumer, make_producer
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling import device as devices
-from streamtune.modeling.base import (
-    TuningSpec,
-    load_base_model,
-    load_tokenizer,
-    resolve_base_model,
-    wrap_for_tuning,
-)
+from streamtune.modeling.base import load_base_model, load_tokenizer, resolve_base_model, wrap_for_tuning
 from streamtune.modeling.weights import apply_state, load_state, trainable_state
+from streamtune.privacy import ForgetRequests, ForgetWatch, Pseudonymiser
 from streamtune.trainer.bootstrap import BootstrapSummary, historical_batches
+from streamtune.trainer.components import build_guards, build_learner, tuning_spec
 from streamtune.trainer.dedupe import RecentIds
-from streamtune.trainer.drift import PageHinkley
-from streamtune.trainer.gate import QualityGate
-from streamtune.trainer.gatekeeper import Gatekeeper
-from streamtune.trainer.holdout import HoldoutWindow, is_holdout
-from streamtune.trainer.learner import OnlineLearner
+from streamtune.trainer.forgetting import forget_users
 from streamtune.trainer.ledger import VersionLedger
-from streamtune.trainer.prequential import RollingScore, log_losses
-from streamtune.trainer.publisher import VersionDraft, VersionPublisher
-from streamtune.trainer.replay_buffer import ReplayBuffer
-from streamtune.trainer.token_rows import TOKEN_TYPE_IDS, check_inputs, concat_batches, select_rows
+from streamtune.trainer.publisher import VersionPublisher
+from streamtune.trainer.routing import batch_user_tags, route
+from streamtune.trainer.scoring import PrequentialMonitor
+from streamtune.trainer.streaming import EventStream
+from streamtune.trainer.token_rows import concat_batches, select_rows
 from streamtune.trainer.version_files import read_stream_state
 
 logger = logging.getLogger(__name__)
 
 _RECENT_IDS = "recent_ids"
+# An idle trainer retries a failed publish this often (a busy one retries after every batch).
+_PUBLISH_RETRY_S = 5.0
 
 
 class TrainerService:
@@ -87,19 +91,12 @@ class TrainerService:
     def __init__(self, settings: Settings, metrics: TrainerMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or TrainerMetrics()
-        self.spec = TuningSpec(
-            tuning=settings.tuning,
-            lora_r=settings.lora_r,
-            lora_alpha=settings.lora_alpha,
-            lora_dropout=settings.lora_dropout,
-            lora_target_modules=tuple(settings.lora_target_modules) if settings.lora_target_modules else None,
-        )
+        self.spec = tuning_spec(settings)
         self.position: dict[str, int] = {}
         self.published: Manifest | None = None
         self.examples_seen = 0
         self.ledger = VersionLedger()
-        self.prequential = RollingScore(window=2000)
-        self.ingestor: EventIngestor | None = None
+        self._publish_failed_at: float | None = None
 
     # --- setup -----------------------------------------------------------------------------
     def setup(self) -> TrainerService:
@@ -121,63 +118,24 @@ class TrainerService:
         swept = self.store.sweep_temporary()
         if swept:
             logger.info("removed %d leftovers of interrupted writes", swept)
+        key = self.settings.pseudonymise_key
+        self.pseudonymiser = Pseudonymiser.for_store(key.get_secret_value() if key else None, self.store.root)
+        self.forgetting = ForgetWatch(ForgetRequests(self.store.root))
 
     def _setup_model(self) -> None:
-        settings = self.settings
-        self.base_model = resolve_base_model(settings.base_model)
+        self.base_model = resolve_base_model(self.settings.base_model)
         self.tokenizer = load_tokenizer(self.base_model)
         model = wrap_for_tuning(load_base_model(self.base_model), self.spec)
-        # Built before any version is applied, so L2-SP anchors on the base weights.
-        self.learner = OnlineLearner(
-            model,
-            self.device,
-            learning_rate=settings.effective_learning_rate,
-            weight_decay=settings.weight_decay,
-            warmup_steps=settings.warmup_steps,
-            rewarm_factor=settings.lr_rewarm_factor,
-            rewarm_steps=settings.lr_rewarm_steps,
-            l2sp_weight=settings.l2sp_weight,
-        )
+        self.learner = build_learner(self.settings, model, self.device, self.tokenizer)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         logger.info("base model %s, %d trainable parameters", self.base_model, trainable)
 
     def _setup_guards(self) -> None:
-        """Deduplication, holdout and gate, replay buffer, drift test."""
-        settings = self.settings
-        probe = self.tokenizer(["probe"], ["probe"], return_tensors="pt")
-        token_types = TOKEN_TYPE_IDS in probe
-        if settings.holdout_share > 0 or settings.replay_fraction > 0:
-            check_inputs(set(probe))
-        shape = {
-            "width": settings.max_length,
-            "vocab_size": len(self.tokenizer),
-            "token_types": token_types,
-            "pad_id": self.tokenizer.pad_token_id or 0,
-        }
-        self.recent = RecentIds(settings.dedupe_window)
-        self.gatekeeper = Gatekeeper(
-            QualityGate(
-                settings.gate_tolerance,
-                settings.gate_auc_tolerance,
-                settings.gate_trim,
-                settings.gate_min_examples,
-                settings.gate_patience,
-            ),
-            HoldoutWindow(settings.holdout_window, **shape),
-            self.spec.tuning,
-        )
-        replay_capacity = settings.replay_capacity if settings.replay_fraction > 0 else 0
-        self.replay = ReplayBuffer(replay_capacity, settings.replay_max_bytes, seed=settings.seed, **shape)
-        self.drift = PageHinkley(settings.drift_threshold, settings.drift_delta, settings.drift_min_examples)
+        """Deduplication, holdout and gate, replay buffer, prequential scores and drift test."""
+        guards = build_guards(self.settings, self.tokenizer, self.spec.tuning)
+        self.recent, self.gatekeeper, self.replay = guards.recent, guards.gatekeeper, guards.replay
+        self.scoring = PrequentialMonitor(self.learner, guards.drift, self.metrics, self.settings.lr_rewarm_steps)
         self.metrics.replay_buffer_bytes.set(self.replay.nbytes)
-        logger.info(
-            "replay buffer: %d examples, %d bytes; holdout share %.3f, window %d; dedupe window %d ids",
-            self.replay.capacity,
-            self.replay.nbytes,
-            settings.holdout_share,
-            settings.holdout_window,
-            settings.dedupe_window,
-        )
 
     def _resume(self) -> None:
         latest = self.store.latest_version()
@@ -208,63 +166,32 @@ class TrainerService:
         self.examples_seen = manifest.examples_seen
         self.ledger = VersionLedger(self.replay.mark())
         self.metrics.trainer_model_version.set(version)
+        self._forget(self.forgetting.everything())  # the version was written before some requests
         self.metrics.holdout_examples.set(len(self.gatekeeper.holdout))
 
     def _setup_kafka(self) -> None:
-        settings = self.settings
-        ensure_topics(
-            settings,
-            [
-                (settings.events_topic, settings.events_topic_partitions),
-                (settings.dlq_topic, 1),
-                (settings.models_topic, 1),
-            ],
+        self.stream = EventStream(
+            self.settings,
+            self.metrics,
+            self.tokenizer,
+            positions=lambda: TrainedPosition(dict(self.position), from_lineage=self.published is not None),
+            pseudonymise=self.pseudonymiser.pseudonym,
+            pin_memory=self.device.type == "cuda",
         )
-        self.producer = make_producer(settings, error_cb=self._on_kafka_error)
         self.publisher = VersionPublisher(
             self.store,
-            self.producer,
-            settings.models_topic,
-            lambda offsets: self.ingestor.request_commit(offsets) if self.ingestor else None,
+            self.stream.producer,
+            self.settings.models_topic,
+            self.stream.request_commit,
             self.base_model,
             self.spec,
-            settings.max_length,
+            self.settings.max_length,
             self.metrics,
         )
-        self.metrics.kafka_up.set(1)
 
-    def _start_ingest(self) -> None:
-        settings = self.settings
-        self.handoff = BatchHandoff(settings.batch_queue_size)
-        self.ingestor = EventIngestor(
-            consumer=make_consumer(settings, settings.trainer_group_id, error_cb=self._on_kafka_error),
-            producer=self.producer,
-            tokenizer=self.tokenizer,
-            handoff=self.handoff,
-            positions=lambda: TrainedPosition(dict(self.position), from_lineage=self.published is not None),
-            config=IngestConfig(
-                events_topic=settings.events_topic,
-                dlq_topic=settings.dlq_topic,
-                batch_size=settings.batch_size,
-                max_batch_latency_s=settings.max_batch_latency_ms / 1000,
-                max_length=settings.max_length,
-                max_text_chars=settings.max_text_chars,
-                pin_memory=self.device.type == "cuda",
-            ),
-            metrics=self.metrics,
-        )
-        self.ingestor.start()
-
-    def _stop_ingest(self) -> None:
-        if self.ingestor is not None:
-            self.ingestor.stop()
-            self.ingestor.join(timeout=30)
-            self.ingestor = None
-
-    def _on_kafka_error(self, error: object) -> None:
-        logger.warning("kafka: %s", error)
-        if getattr(error, "code", lambda: None)() == KafkaError._ALL_BROKERS_DOWN:
-            self.metrics.kafka_up.set(0)
+    @property
+    def handoff(self) -> BatchHandoff:
+        return self.stream.handoff
 
     # --- the offline part ------------------------------------------------------------------
     def bootstrap(self, path: Path) -> Manifest | None:
@@ -283,7 +210,13 @@ class TrainerService:
         summary = BootstrapSummary()
         settings = self.settings
         for batch in historical_batches(
-            path, self.tokenizer, settings.batch_size, settings.max_length, settings.max_text_chars, summary
+            path,
+            self.tokenizer,
+            settings.batch_size,
+            settings.max_length,
+            settings.max_text_chars,
+            summary,
+            pseudonymise=self.pseudonymiser.pseudonym,
         ):
             self._learn(batch)
         logger.info(
@@ -302,16 +235,19 @@ class TrainerService:
     # --- the loop --------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Train until ``stop`` is set; publishes a final version of any trained remainder."""
-        self._start_ingest()
+        self.stream.start()
         try:
             while not stop.is_set():
-                if self.ingestor.failure is not None:
-                    raise RuntimeError("ingest thread failed") from self.ingestor.failure
+                self.stream.check_ingest()
                 if self._lineage_moved():
                     self._follow_lineage()
                     continue
+                self.stream.follow_recreated_topics(self.position)
+                self._forget(self.forgetting.new())
                 batch = self.handoff.take(timeout_s=0.2)
                 if batch is None:
+                    if self._publish_retry_due():
+                        self._publish()
                     continue
                 with self.handoff.claim(batch) as current:
                     if not current:
@@ -322,70 +258,46 @@ class TrainerService:
             if self.ledger.batches and not self._lineage_moved():
                 self._publish()
         finally:
-            self._stop_ingest()
-            self.producer.flush(5)
+            self.stream.close()
 
     def _learn(self, batch: TrainingBatch) -> None:
         """Test-then-train one batch and move the trained position past it."""
         if len(batch):
-            fresh, held_out, to_train = self._route(batch)
-            if fresh.size:
-                self._score_before_training(batch, fresh)
+            routes = route(batch, self.recent, self.settings.holdout_share)
+            self.metrics.duplicate_events.inc(routes.duplicates(batch))
+            held_out = routes.held_out
             if held_out.size:
-                self.gatekeeper.holdout.add(batch.inputs, held_out, batch.labels.numpy()[held_out])
+                labels = batch.labels.numpy()[held_out]
+                self.scoring.record(labels, self.learner.score(select_rows(batch.inputs, held_out)).numpy())
+                self.gatekeeper.holdout.add(batch.inputs, held_out, labels, batch_user_tags(batch)[held_out])
                 self.metrics.events_held_out.inc(int(held_out.size))
                 self.metrics.holdout_examples.set(len(self.gatekeeper.holdout))
-            if to_train.size:
-                self._train(batch, to_train)
-            self.ledger.consumed(held_out=int(held_out.size), duplicates=len(batch) - int(fresh.size))
+            if routes.to_train.size:
+                self._train(batch, routes.to_train)
+            self.ledger.consumed(held_out=int(held_out.size), duplicates=routes.duplicates(batch))
         self.position.update(batch.offsets)
 
-    def _route(self, batch: TrainingBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Row indices of the batch: fresh (not a duplicate), held out, and to train."""
-        fresh, held_out, to_train = [], [], []
-        for row, event_id in enumerate(batch.event_ids):
-            if not self.recent.add(event_id):
-                self.metrics.duplicate_events.inc()
-                continue
-            fresh.append(row)
-            (held_out if is_holdout(event_id, self.settings.holdout_share) else to_train).append(row)
-        return tuple(np.array(rows, dtype=np.int64) for rows in (fresh, held_out, to_train))
-
-    def _score_before_training(self, batch: TrainingBatch, rows: np.ndarray) -> None:
-        """Prequential scores and the drift test, with the model as it is before this batch."""
-        labels = batch.labels.numpy()[rows]
-        probabilities = self.learner.score(select_rows(batch.inputs, rows)).numpy()
-        self.prequential.update(labels.tolist(), probabilities.tolist())
-        self.metrics.prequential_loss.set(self.prequential.logloss())
-        auc = self.prequential.auc()
-        if auc is not None:
-            self.metrics.prequential_auc.set(auc)
-        for loss in log_losses(labels, probabilities):
-            if self.drift.update(float(loss)).drift:
-                self.metrics.drift_detected.inc()
-                self.learner.rewarm()
-                logger.warning(
-                    "drift detected on the prequential log-loss (Page-Hinkley statistic %.1f > %.1f, "
-                    "rolling loss %.4f): learning rate re-warmed to %.2e for %d steps",
-                    self.drift.statistic,
-                    self.drift.threshold,
-                    self.prequential.logloss(),
-                    self.learner.learning_rate,
-                    self.settings.lr_rewarm_steps,
-                )
-
     def _train(self, batch: TrainingBatch, rows: np.ndarray) -> None:
-        """One step on the rows plus a replayed sample of the past."""
+        """One step on the rows plus a replayed sample of the past.
+
+        The step's own forward pass scores the rows before the update (prequential); only a
+        learner training with dropout, whose forward is a random thinning of the model, needs a
+        scoring pass of its own first.
+        """
         inputs, labels = select_rows(batch.inputs, rows), batch.labels[torch.from_numpy(rows)]
+        scored = None if self.learner.step_scores_are_predictions else self.learner.score(inputs)
         fraction = self.settings.replay_fraction
         replayed = self.replay.sample(round(len(rows) * fraction / (1 - fraction)))
         if replayed is not None:
             inputs = concat_batches(inputs, replayed[0], self.tokenizer.pad_token_id or 0)
             labels = torch.cat([labels, replayed[1]])
         started = time.perf_counter()
-        loss = self.learner.train_step(inputs, labels)
+        result = self.learner.step(inputs, labels)
         self.metrics.train_step_seconds.observe(time.perf_counter() - started)
-        self.replay.add(batch.inputs, rows, batch.labels.numpy()[rows])
+        loss = result.loss
+        predictions = result.probabilities[: len(rows)] if scored is None else scored
+        self.scoring.record(batch.labels.numpy()[rows], predictions.numpy())
+        self.replay.add(batch.inputs, rows, batch.labels.numpy()[rows], batch_user_tags(batch)[rows])
 
         trained_ids = [batch.event_ids[row] for row in rows.tolist()]
         self.ledger.trained_on(batch, trained_ids, loss)
@@ -414,19 +326,9 @@ class TrainerService:
             if verdict.decision.restore:
                 self._restore_published()
             return False
-        ledger = self.ledger
-        draft = VersionDraft(
-            state=state,
-            parent_version=self.published.version if self.published else None,
-            kafka_offsets=dict(self.position),
-            examples_seen=self.examples_seen,
-            examples_in_version=ledger.examples,
-            last_train_loss=ledger.last_loss,
-            data_watermark_ms=_newest(ledger.data_watermark_ms, self.published, "data_watermark_ms"),
-            produced_watermark_ms=_newest(ledger.produced_watermark_ms, self.published, "produced_watermark_ms"),
-            metrics=self.prequential.as_metrics() | verdict.figures,
-            events=ledger.events(),
-            stream_state=self._stream_state(),
+        metrics = self.scoring.as_metrics() | verdict.figures
+        draft = self.ledger.draft(
+            state, self.published, self.position, self.examples_seen, metrics, self._stream_state()
         )
         try:
             self.published = self.publisher.publish(draft)
@@ -434,12 +336,22 @@ class TrainerService:
             logger.warning("not published: %s", error)
             return False
         except PublishError as error:
-            logger.error("publish failed, will retry after the next batch: %s", error)
+            self._publish_failed_at = time.monotonic()
+            logger.error(
+                "publish failed (the store is unchanged); retrying after the next batch or in %.0f s: %s",
+                _PUBLISH_RETRY_S,
+                error,
+            )
             return False
+        self._publish_failed_at = None
         logger.info("gate passed: %s", verdict.decision.reason)
         self.gatekeeper.accept(verdict, state)
         self.ledger = VersionLedger(self.replay.mark())
         return True
+
+    def _publish_retry_due(self) -> bool:
+        failed_at = self._publish_failed_at
+        return bool(self.ledger.batches) and failed_at is not None and time.monotonic() - failed_at >= _PUBLISH_RETRY_S
 
     def _stream_state(self) -> dict[str, np.ndarray]:
         return {_RECENT_IDS: self.recent.to_array(), **self.gatekeeper.holdout.state()}
@@ -478,15 +390,12 @@ class TrainerService:
             self.ledger.examples,
             previous,
         )
-        self._stop_ingest()
+        self.stream.stop_ingest()
         self.replay.clear()
         self._load_version(latest)
-        self.drift.reset()
+        self.scoring.drift.reset()
         self.metrics.lineage_reloads.inc()
-        self._start_ingest()
+        self.stream.start_ingest()
 
-
-def _newest(pending: int | None, published: Manifest | None, field: str) -> int | None:
-    if published is None or getattr(published, field) is None:
-        return pending
-    return getattr(published, field) if pending is None else max(pending, getattr(published, field))
+    def _forget(self, pseudonyms: set[str]) -> None:
+        forget_users(pseudonyms, self.replay, self.gatekeeper.holdout, self.metrics)

@@ -1,0 +1,62 @@
+"""Prequential scoring of the stream, and the drift test on it.
+
+Every fresh event is scored by the model before it learns it (test-then-train). The scores feed
+the rolling log-loss and AUC (:mod:`streamtune.trainer.prequential`) and a Page-Hinkley test on
+the per-example log-loss (:mod:`streamtune.trainer.drift`), whose alarm re-warms the learning
+rate from the next step on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from streamtune.metrics import TrainerMetrics
+from streamtune.trainer.drift import PageHinkley
+from streamtune.trainer.learner import OnlineLearner
+from streamtune.trainer.prequential import RollingScore, log_losses
+
+logger = logging.getLogger(__name__)
+
+
+class PrequentialMonitor:
+    """Rolling prequential scores and the drift test, exported as metrics."""
+
+    def __init__(
+        self,
+        learner: OnlineLearner,
+        drift: PageHinkley,
+        metrics: TrainerMetrics,
+        rewarm_steps: int,
+        window: int = 2000,
+    ) -> None:
+        self.score = RollingScore(window=window)
+        self.drift = drift
+        self._learner = learner
+        self._metrics = metrics
+        self._rewarm_steps = rewarm_steps
+
+    def record(self, labels: np.ndarray, probabilities: np.ndarray) -> None:
+        """Score the model's predictions from before it learned these rows."""
+        self.score.update(labels.tolist(), probabilities.tolist())
+        self._metrics.prequential_loss.set(self.score.logloss())
+        auc = self.score.auc()
+        if auc is not None:
+            self._metrics.prequential_auc.set(auc)
+        for loss in log_losses(labels, probabilities):
+            if self.drift.update(float(loss)).drift:
+                self._metrics.drift_detected.inc()
+                self._learner.rewarm()
+                logger.warning(
+                    "drift detected on the prequential log-loss (Page-Hinkley statistic %.1f > %.1f, "
+                    "rolling loss %.4f): learning rate re-warmed to %.2e for %d steps",
+                    self.drift.statistic,
+                    self.drift.threshold,
+                    self.score.logloss(),
+                    self._learner.learning_rate,
+                    self._rewarm_steps,
+                )
+
+    def as_metrics(self) -> dict[str, float]:
+        return self.score.as_metrics()
