@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from streamtune.errors import ModelLoadError
@@ -96,3 +97,27 @@ def test_concurrent_requests_for_the_same_version_load_it_once():
     for thread in threads:
         thread.join(10)
     assert loads == [5]
+
+
+@dataclass(frozen=True)
+class VersionWithManifest:
+    version: int
+    manifest: dict
+
+
+def test_a_newer_version_observes_the_freshness_of_the_events_it_first_includes():
+    metrics = ServingMetrics()
+    now_ms = int(time.time() * 1000)
+    manifests = {
+        1: {"produced_oldest_ms": now_ms - 8000, "produced_watermark_ms": now_ms - 2000},
+        2: {},  # no stream events (e.g. restored weights): nothing to observe
+    }
+    slot = ModelSlot(lambda v: VersionWithManifest(v, manifests.get(v, {})), metrics)
+    slot.ensure(1)
+    assert sample(metrics, "streamtune_freshness_seconds_count") == 2
+    total = sample(metrics, "streamtune_freshness_seconds_sum")
+    assert 10.0 <= total < 10.0 + 2 * 5  # 8 s + 2 s, plus however long the test took
+    slot.ensure(2)
+    assert sample(metrics, "streamtune_freshness_seconds_count") == 2
+    slot.swap_to(1)  # going back to an older version includes no new events
+    assert sample(metrics, "streamtune_freshness_seconds_count") == 2

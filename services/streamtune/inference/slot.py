@@ -119,6 +119,8 @@ class ModelSlot(Generic[M]):
         self._metrics.model_swap_peak_memory_bytes.set(memory.peak)
         self._metrics.model_swap_memory_increase_bytes.set(memory.increase)
         self._metrics.serving_model_version.set(version)
+        if previous is None or version > previous.version:
+            self._observe_freshness(loaded)
         logger.info(
             "now serving version %d (was %s), swap took %.3f s, resident memory %.0f MiB (+%.1f MiB at peak)",
             version,
@@ -128,6 +130,20 @@ class ModelSlot(Generic[M]):
             memory.increase / 2**20,
         )
         return loaded
+
+    def _observe_freshness(self, loaded: M) -> None:
+        """Production-to-served time of the events this version first trained on.
+
+        The manifest bounds them: ``produced_oldest_ms`` (the oldest such event, the stalest) and
+        ``produced_watermark_ms`` (the newest). Both ends are observed, so the histogram's tails
+        are exact and its middle is an envelope; per-event times are not kept in a version.
+        """
+        manifest = getattr(loaded, "manifest", None) or {}
+        now_ms = time.time() * 1000
+        for key in ("produced_oldest_ms", "produced_watermark_ms"):
+            produced_ms = manifest.get(key)
+            if isinstance(produced_ms, int) and 0 < produced_ms <= now_ms:
+                self._metrics.freshness_seconds.observe((now_ms - produced_ms) / 1000)
 
     def _refuse(self, version: int, reason: str, error: BaseException) -> None:
         self._failed_at[version] = time.monotonic()
