@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
     # None: PEFT's default for the architecture (query/value projections for BERT).
     lora_target_modules: list[str] | None = None
+    # Adapt only the top N transformer layers; None: all. Fewer layers, cheaper steps (backward
+    # stops at the lowest adapted layer): top 2 of MiniLM's 6 train about 2× faster on a CPU.
+    lora_layers: int | None = Field(default=None, ge=1)
     seed: int = 0
     # torch.compile the model (CUDA: with CUDA graphs); batches are then padded to static shapes.
     compile: bool = False

@@ -9,18 +9,30 @@ from streamtune.modeling.base import TuningSpec, load_base_model, wrap_for_tunin
 from streamtune.modeling.weights import save_state, trainable_state
 
 
-def publish_perturbed_version(
-    store: CheckpointStore, base_model: str, tuning: str = "lora", seed: int = 0, scale: float = 0.5
-) -> Manifest:
-    """A version whose trainable weights are the base's plus seeded noise (so scores differ)."""
-    spec = TuningSpec(tuning=tuning)
+def perturbed_model(base_model: str, spec: TuningSpec, seed: int = 0, scale: float = 0.5) -> torch.nn.Module:
+    """The base model wrapped for ``spec``, its trainable weights plus seeded noise."""
+    torch.manual_seed(seed)  # LoRA's initial weights: the same model for the same seed
     model = wrap_for_tuning(load_base_model(base_model), spec)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in model.parameters():
             if parameter.requires_grad:
                 parameter.add_(torch.randn(parameter.shape, generator=generator) * scale)
-    state = trainable_state(model, tuning)
+    return model
+
+
+def publish_perturbed_version(
+    store: CheckpointStore,
+    base_model: str,
+    tuning: str = "lora",
+    seed: int = 0,
+    scale: float = 0.5,
+    spec: TuningSpec | None = None,
+) -> Manifest:
+    """A version whose trainable weights are the base's plus seeded noise (so scores differ)."""
+    spec = spec or TuningSpec(tuning=tuning)
+    tuning = spec.tuning
+    state = trainable_state(perturbed_model(base_model, spec, seed, scale), tuning)
     latest = store.latest_version()
     return store.publish(
         lambda directory: save_state(state, tuning, directory),

@@ -123,6 +123,9 @@ def _check_tuning(tuning: dict[str, Any]) -> None:
         raise CheckpointError(f"manifest has an invalid LoRA rank {rank!r}")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
         raise CheckpointError(f"manifest has an invalid LoRA alpha {alpha!r}")
+    layers = tuning.get("lora_layers")
+    if layers is not None and (isinstance(layers, bool) or not isinstance(layers, int) or layers < 1):
+        raise CheckpointError(f"manifest has an invalid LoRA layer count {layers!r}")
 
 
 def offset_key(topic: str, partition: int) -> str:

@@ -23,6 +23,9 @@ class TuningSpec:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_target_modules: tuple[str, ...] | None = None
+    # Adapt only the top N transformer layers (None: all). Backpropagation then stops at the
+    # lowest adapted layer, so each step costs less: the knob that buys freshness on a CPU.
+    lora_layers: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
@@ -32,6 +35,7 @@ class TuningSpec:
             "lora_alpha": self.lora_alpha,
             "lora_dropout": self.lora_dropout,
             "lora_target_modules": list(self.lora_target_modules) if self.lora_target_modules else None,
+            "lora_layers": self.lora_layers,
         }
 
     @classmethod
@@ -43,6 +47,7 @@ class TuningSpec:
             lora_alpha=int(data.get("lora_alpha", 16)),
             lora_dropout=float(data.get("lora_dropout", 0.0)),
             lora_target_modules=tuple(targets) if targets else None,
+            lora_layers=int(layers) if (layers := data.get("lora_layers")) is not None else None,
         )
 
 
@@ -90,5 +95,14 @@ def wrap_for_tuning(model: torch.nn.Module, spec: TuningSpec) -> torch.nn.Module
         lora_alpha=spec.lora_alpha,
         lora_dropout=spec.lora_dropout,
         target_modules=list(spec.lora_target_modules) if spec.lora_target_modules else None,
+        layers_to_transform=_top_layers(model, spec.lora_layers),
     )
     return get_peft_model(model, config)
+
+
+def _top_layers(model: torch.nn.Module, count: int | None) -> list[int] | None:
+    """Indices of the top ``count`` transformer layers (None: all of them)."""
+    total = getattr(model.config, "num_hidden_layers", None)
+    if count is None or total is None or count >= total:
+        return None
+    return list(range(total - count, total))

@@ -32,6 +32,7 @@ def tuning_spec(settings: Settings) -> TuningSpec:
         lora_alpha=settings.lora_alpha,
         lora_dropout=settings.lora_dropout,
         lora_target_modules=tuple(settings.lora_target_modules) if settings.lora_target_modules else None,
+        lora_layers=settings.lora_layers,
     )
 
 
