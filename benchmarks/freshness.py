@@ -158,7 +158,13 @@ def freshness_of(stream: Stream, sightings: Sightings) -> list[float]:
 
 def run_stream(args: Any, work_dir: Path, base_model: str) -> dict[str, Any]:
     with embedded_broker(work_dir) as bootstrap:
-        settings = benchmark_settings(bootstrap, work_dir, base_model, lora_layers=args.lora_layers)
+        settings = benchmark_settings(
+            bootstrap,
+            work_dir,
+            base_model,
+            lora_layers=args.lora_layers,
+            publish_max_delay_ms=args.publish_max_delay_ms,
+        )
         ensure_topics(
             settings,
             [
@@ -254,6 +260,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup", type=float, default=None, help="seconds after the first version (default 10)")
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait for the last measured events")
     parser.add_argument("--trainer-threads", type=int, default=2, help="intra-op threads of the trainer process")
+    parser.add_argument(
+        "--publish-max-delay-ms", type=int, default=0, help="fold waiting batches into one version (default: off)"
+    )
     parser.add_argument("--lora-layers", type=int, default=None, help="adapt only the top N layers (default: all)")
     args = parser.parse_args(argv)
     args.rate = args.rate or (20.0 if args.quick else 40.0)
@@ -277,7 +286,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table = format_table(("freshness, seconds", *QUANTILES, "max"), rows)
     trainer = result["trainer"]
     table += (
-        f"\n\nLoRA on {f'the top {args.lora_layers}' if args.lora_layers else 'all'} layers; "
+        f"\n\nLoRA on {f'the top {args.lora_layers}' if args.lora_layers else 'all'} layers, "
+        f"publish max delay {args.publish_max_delay_ms} ms; "
         f"{result['events_measured']} events at {args.rate:g}/s over {args.seconds:g} s "
         f"({result['events_unserved']} never served within the drain), {result['versions_served']} versions served; "
         f"trainer {trainer['examples_per_s']:.1f} examples/s, step {trainer['step_mean_s'] or 0:.3f} s "
@@ -298,6 +308,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "base_model": base_model,
             "trainer_threads": args.trainer_threads,
             "lora_layers": args.lora_layers,
+            "publish_max_delay_ms": args.publish_max_delay_ms,
         },
         **result,
         "goals_s": GOALS_S,

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=32, ge=1)
     max_batch_latency_ms: int = Field(default=1000, ge=1)
     publish_every_batches: int = Field(default=1, ge=1)
+    # While more batches already wait, keep training into the same version for up to this long
+    # (ms since the previous publish) instead of judging and writing one per batch: under load
+    # the gate and the write are paid once for several batches, so the trainer catches up
+    # rather than falling further behind. 0: a version every `publish_every_batches`, always.
+    publish_max_delay_ms: int = Field(default=0, ge=0)
     # Closed batches waiting for the training step; when full the consumer pauses its partitions.
     batch_queue_size: int = Field(default=4, ge=1)
 

@@ -97,6 +97,7 @@ class TrainerService:
         self.examples_seen = 0
         self.ledger = VersionLedger()
         self._publish_failed_at: float | None = None
+        self._last_publish_attempt = time.monotonic()
 
     # --- setup -----------------------------------------------------------------------------
     def setup(self) -> TrainerService:
@@ -253,7 +254,7 @@ class TrainerService:
                     if not current:
                         continue
                     self._learn(batch)
-                if self.ledger.batches >= self.settings.publish_every_batches:
+                if self._publish_due():
                     self._publish()
             if self.ledger.batches and not self._lineage_moved():
                 self._publish()
@@ -309,8 +310,18 @@ class TrainerService:
         self.metrics.replay_buffer_examples.set(len(self.replay))
 
     # --- publishing ------------------------------------------------------------------------
+    def _publish_due(self) -> bool:
+        """Enough batches for a version, and either nothing else waits or the delay is spent."""
+        if self.ledger.batches < self.settings.publish_every_batches:
+            return False
+        delay_ms = self.settings.publish_max_delay_ms
+        if not delay_ms or not self.handoff.depth():
+            return True
+        return (time.monotonic() - self._last_publish_attempt) * 1000 >= delay_ms
+
     def _publish(self) -> bool:
         """Judge the model as it is now against the published version; publish if it passes."""
+        self._last_publish_attempt = time.monotonic()
         state = trainable_state(self.learner.model, self.spec.tuning)
         verdict = self.gatekeeper.judge(self.learner, state)
         for model, key in (
