@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -175,3 +178,17 @@ def event_records(events: list[dict]) -> list[Record]:
 def trainer_metric(trainer: TrainerService, name: str) -> float:
     """A sample of an in-process trainer's metrics (0 when not yet exported)."""
     return trainer.metrics.registry.get_sample_value(name) or 0.0
+
+
+@contextmanager
+def trainer_thread(settings: Settings) -> Iterator[TrainerService]:
+    """A trainer running in a thread of this process until the block ends."""
+    trainer = TrainerService(settings).setup()
+    stop = threading.Event()
+    worker = threading.Thread(target=trainer.run, args=(stop,))
+    worker.start()
+    try:
+        yield trainer
+    finally:
+        stop.set()
+        worker.join(timeout=60)

@@ -4,18 +4,14 @@ Without the delay it publishes a version per batch. A few seconds each on the re
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
-
 import pytest
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.trainer.holdout import is_holdout
 from streamtune.trainer.lineage import audit_lineage
-from streamtune.trainer.service import TrainerService
 from tests.support.events import synthetic_events
 from tests.support.network import wait_for
-from tests.trainer.crash_harness import event_records, produce_records, published_records
+from tests.trainer.crash_harness import event_records, produce_records, published_records, trainer_thread
 
 pytestmark = pytest.mark.slow
 BATCH = 8
@@ -37,20 +33,13 @@ def test_versions_under_a_backlog(settings, delay_ms):
     # The whole stream waits before the trainer starts: a backlog from the first fetch on.
     produce_records(settings.bootstrap_servers, settings.events_topic, event_records(events))
     store = CheckpointStore(settings.checkpoint_dir)
-    trainer = TrainerService(settings).setup()
-    stop = threading.Event()
-    worker = threading.Thread(target=trainer.run, args=(stop,))
-    worker.start()
-    try:
+    with trainer_thread(settings):
         wait_for(lambda: published_records(store) == len(events), 90, interval_s=0.2, what="all events published")
-    finally:
-        stop.set()
-        worker.join(timeout=60)
 
     audit = audit_lineage(store)
     trained = [e["event_id"] for e in events if not is_holdout(e["event_id"], settings.holdout_share)]
     assert sorted(audit.trained) == sorted(trained)  # exactly once, whatever the cadence
-    assert not [event_id for event_id, count in Counter(audit.trained).items() if count > 1]
+    assert audit.repeated() == {}
     sizes = [store.read_manifest(version).examples_in_version for version in audit.versions]
     if delay_ms:
         assert max(sizes) > BATCH, sizes  # batches folded together while more were waiting

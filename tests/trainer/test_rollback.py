@@ -4,18 +4,21 @@ served lineage still trains every event exactly once. Cost: about 20 s (one re-s
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.cli import main
 from streamtune.trainer.holdout import is_holdout
 from streamtune.trainer.lineage import audit_lineage
-from streamtune.trainer.service import TrainerService
 from tests.support.events import synthetic_events
 from tests.support.network import wait_for
-from tests.trainer.crash_harness import event_records, produce_records, published_records, trainer_metric
+from tests.trainer.crash_harness import (
+    event_records,
+    produce_records,
+    published_records,
+    trainer_metric,
+    trainer_thread,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -40,11 +43,7 @@ def test_rollback_pins_the_lineage_and_the_trainer_continues_from_it(settings, t
     config.write_text(f"STREAMTUNE_CHECKPOINT_DIR={settings.checkpoint_dir}\n")
     store = CheckpointStore(settings.checkpoint_dir)
 
-    trainer = TrainerService(settings).setup()
-    stop = threading.Event()
-    worker = threading.Thread(target=trainer.run, args=(stop,))
-    worker.start()
-    try:
+    with trainer_thread(settings) as trainer:
         produce_records(settings.bootstrap_servers, settings.events_topic, event_records(events[:48]))
         wait_for(lambda: lineage_covers(store, 48), 90, interval_s=0.2, what="the first 48 events published")
         abandoned = [v for v in store.versions() if v > 2]
@@ -59,9 +58,6 @@ def test_rollback_pins_the_lineage_and_the_trainer_continues_from_it(settings, t
         wait_for(lambda: lineage_covers(store, 48), 90, interval_s=0.2, what="re-consumed after the rollback")
         produce_records(settings.bootstrap_servers, settings.events_topic, event_records(events[48:]))
         wait_for(lambda: lineage_covers(store, 64), 90, interval_s=0.2, what="the new events")
-    finally:
-        stop.set()
-        worker.join(60)
 
     assert set(abandoned) <= set(store.versions()), "a rollback never deletes versions"
     audit = audit_lineage(store)
