@@ -6,7 +6,7 @@ JSON under ``benchmarks/results/``. The headline figures are gathered into
 ``benchmarks/results/summary.json`` (the one result file kept in version control).
 
 Usage: ``python benchmarks/run_all.py [--quick] [--only freshness,ingest] [--serving]``. On two
-CPU cores the whole run takes about ten minutes; ``--serving`` adds the serving benchmark
+CPU cores the whole run takes about 13 minutes; ``--serving`` adds the serving benchmark
 (another few minutes).
 """
 
