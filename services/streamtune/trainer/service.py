@@ -71,6 +71,7 @@ from streamtune.trainer.components import build_guards, build_learner, tuning_sp
 from streamtune.trainer.dedupe import RecentIds
 from streamtune.trainer.forgetting import forget_users
 from streamtune.trainer.ledger import VersionLedger
+from streamtune.trainer.publish_schedule import PublishSchedule
 from streamtune.trainer.publisher import VersionPublisher
 from streamtune.trainer.routing import batch_user_tags, route
 from streamtune.trainer.scoring import PrequentialMonitor
@@ -81,8 +82,6 @@ from streamtune.trainer.version_files import read_stream_state
 logger = logging.getLogger(__name__)
 
 _RECENT_IDS = "recent_ids"
-# An idle trainer retries a failed publish this often (a busy one retries after every batch).
-_PUBLISH_RETRY_S = 5.0
 
 
 class TrainerService:
@@ -96,8 +95,7 @@ class TrainerService:
         self.published: Manifest | None = None
         self.examples_seen = 0
         self.ledger = VersionLedger()
-        self._publish_failed_at: float | None = None
-        self._last_publish_attempt = time.monotonic()
+        self.schedule = PublishSchedule(settings.publish_every_batches, settings.publish_max_delay_ms)
 
     # --- setup -----------------------------------------------------------------------------
     def setup(self) -> TrainerService:
@@ -247,14 +245,14 @@ class TrainerService:
                 self._forget(self.forgetting.new())
                 batch = self.handoff.take(timeout_s=0.2)
                 if batch is None:
-                    if self._publish_retry_due():
+                    if self.schedule.retry_due(self.ledger.batches):
                         self._publish()
                     continue
                 with self.handoff.claim(batch) as current:
                     if not current:
                         continue
                     self._learn(batch)
-                if self._publish_due():
+                if self.schedule.due(self.ledger.batches, waiting=self.handoff.depth()):
                     self._publish()
             if self.ledger.batches and not self._lineage_moved():
                 self._publish()
@@ -310,18 +308,9 @@ class TrainerService:
         self.metrics.replay_buffer_examples.set(len(self.replay))
 
     # --- publishing ------------------------------------------------------------------------
-    def _publish_due(self) -> bool:
-        """Enough batches for a version, and either nothing else waits or the delay is spent."""
-        if self.ledger.batches < self.settings.publish_every_batches:
-            return False
-        delay_ms = self.settings.publish_max_delay_ms
-        if not delay_ms or not self.handoff.depth():
-            return True
-        return (time.monotonic() - self._last_publish_attempt) * 1000 >= delay_ms
-
     def _publish(self) -> bool:
         """Judge the model as it is now against the published version; publish if it passes."""
-        self._last_publish_attempt = time.monotonic()
+        self.schedule.attempted()
         state = trainable_state(self.learner.model, self.spec.tuning)
         verdict = self.gatekeeper.judge(self.learner, state)
         for model, key in (
@@ -347,22 +336,18 @@ class TrainerService:
             logger.warning("not published: %s", error)
             return False
         except PublishError as error:
-            self._publish_failed_at = time.monotonic()
+            self.schedule.failed()
             logger.error(
                 "publish failed (the store is unchanged); retrying after the next batch or in %.0f s: %s",
-                _PUBLISH_RETRY_S,
+                self.schedule.retry_s,
                 error,
             )
             return False
-        self._publish_failed_at = None
+        self.schedule.succeeded()
         logger.info("gate passed: %s", verdict.decision.reason)
         self.gatekeeper.accept(verdict, state)
         self.ledger = VersionLedger(self.replay.mark())
         return True
-
-    def _publish_retry_due(self) -> bool:
-        failed_at = self._publish_failed_at
-        return bool(self.ledger.batches) and failed_at is not None and time.monotonic() - failed_at >= _PUBLISH_RETRY_S
 
     def _stream_state(self) -> dict[str, np.ndarray]:
         return {_RECENT_IDS: self.recent.to_array(), **self.gatekeeper.holdout.state()}

@@ -1,0 +1,66 @@
+"""When the training loop should try to publish a version. Pure timing, no I/O.
+
+A version follows every ``every_batches`` trained batches; while more batches already wait, the
+loop may keep training into the same version for up to ``max_delay_ms`` after its previous
+attempt (the gate and the write are then paid once for several batches). A failed publish is
+retried after the next batch, or after ``retry_s`` when the loop is idle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+# An idle trainer retries a failed publish this often (a busy one retries after every batch).
+RETRY_S = 5.0
+
+
+class PublishSchedule:
+    """Remembers the last attempt and the last failure; answers "publish now?".
+
+    >>> clock = iter([0.0, 1.0, 2.5, 9.0, 10.0, 14.0]).__next__
+    >>> schedule = PublishSchedule(every_batches=1, max_delay_ms=2000, clock=clock)  # starts at 0
+    >>> schedule.due(batches=0, waiting=0), schedule.due(batches=1, waiting=0)
+    (False, True)
+    >>> schedule.due(batches=1, waiting=2), schedule.due(batches=1, waiting=2)  # at 1, at 2.5
+    (False, True)
+    >>> schedule.failed()  # at 9
+    >>> schedule.retry_due(batches=1), schedule.retry_due(batches=1)  # at 10, at 14
+    (False, True)
+    """
+
+    def __init__(
+        self,
+        every_batches: int,
+        max_delay_ms: int,
+        retry_s: float = RETRY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.every_batches = every_batches
+        self.max_delay_ms = max_delay_ms
+        self.retry_s = retry_s
+        self._clock = clock
+        self._last_attempt = clock()
+        self._failed_at: float | None = None
+
+    def due(self, batches: int, waiting: int) -> bool:
+        """Enough batches for a version, and either nothing else waits or the delay is spent."""
+        if batches < self.every_batches:
+            return False
+        if not self.max_delay_ms or not waiting:
+            return True
+        return (self._clock() - self._last_attempt) * 1000 >= self.max_delay_ms
+
+    def retry_due(self, batches: int) -> bool:
+        """A publish failed, batches still wait to be published, and the retry delay is spent."""
+        failed_at = self._failed_at
+        return bool(batches) and failed_at is not None and self._clock() - failed_at >= self.retry_s
+
+    def attempted(self) -> None:
+        self._last_attempt = self._clock()
+
+    def failed(self) -> None:
+        self._failed_at = self._clock()
+
+    def succeeded(self) -> None:
+        self._failed_at = None
