@@ -1,18 +1,11 @@
 import pytest
 
 from streamtune.ingest.batcher import MicroBatcher
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_closes_when_full():
-    batcher = MicroBatcher(max_size=3, max_latency_s=10, clock=FakeClock())
+    batcher = MicroBatcher(max_size=3, max_latency_s=10, clock=ManualClock())
     assert batcher.add(1) is None
     assert batcher.add(2) is None
     assert batcher.add(3) == [1, 2, 3]
@@ -21,7 +14,7 @@ def test_closes_when_full():
 
 
 def test_closes_on_latency_measured_from_first_item():
-    clock = FakeClock()
+    clock = ManualClock()
     batcher = MicroBatcher(max_size=100, max_latency_s=1.0, clock=clock)
     batcher.add("a")
     clock.now += 0.6
@@ -34,7 +27,7 @@ def test_closes_on_latency_measured_from_first_item():
 
 
 def test_latency_restarts_with_the_next_batch():
-    clock = FakeClock()
+    clock = ManualClock()
     batcher = MicroBatcher(max_size=2, max_latency_s=1.0, clock=clock)
     batcher.add(1)
     clock.now += 5
@@ -44,7 +37,7 @@ def test_latency_restarts_with_the_next_batch():
 
 
 def test_discard_drops_matching_items_and_resets_the_timer_when_empty():
-    clock = FakeClock()
+    clock = ManualClock()
     batcher = MicroBatcher(max_size=10, max_latency_s=1.0, clock=clock)
     for item in [("p0", 1), ("p1", 2), ("p0", 3)]:
         batcher.add(item)

@@ -4,23 +4,16 @@ most the delay, failures retried when idle. A hand-driven clock, no broker."""
 from __future__ import annotations
 
 from streamtune.trainer.publish_schedule import PublishSchedule
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_without_a_delay_every_n_batches_is_due_whatever_waits():
-    schedule = PublishSchedule(every_batches=2, max_delay_ms=0, clock=Clock())
+    schedule = PublishSchedule(every_batches=2, max_delay_ms=0, clock=ManualClock())
     assert [schedule.due(batches, waiting=4) for batches in (0, 1, 2, 3)] == [False, False, True, True]
 
 
 def test_a_backlog_defers_the_version_until_the_delay_after_the_last_attempt():
-    clock = Clock()
+    clock = ManualClock()
     schedule = PublishSchedule(every_batches=1, max_delay_ms=3000, clock=clock)
     clock.now += 1.0
     assert not schedule.due(1, waiting=3)
@@ -35,7 +28,7 @@ def test_a_backlog_defers_the_version_until_the_delay_after_the_last_attempt():
 
 
 def test_a_failed_publish_is_retried_when_idle_after_the_retry_delay_only_with_work_pending():
-    clock = Clock()
+    clock = ManualClock()
     schedule = PublishSchedule(every_batches=1, max_delay_ms=0, retry_s=5.0, clock=clock)
     assert not schedule.retry_due(1)  # nothing failed
     schedule.failed()
