@@ -5,7 +5,7 @@
 
 Run from the repository root (it imports the test harness).
 
-Runs the crash test's harness (``tests/trainer/crash_harness.py``) against an embedded broker:
+Runs the crash test's harness (``streamtune.testing.crash_harness``) against an embedded broker:
 each trainer run is SIGKILLed after a random number of its own versions plus a random delay, a
 last run finishes the stream, and the lineage LATEST descends from is audited from the versions'
 ``events.json``. The baseline is the same stream with no kill, in the same run. Reported: kills,
@@ -44,8 +44,8 @@ def main(argv: list[str]) -> int:
         args.kills, args.events = 3, 120
     started = machine()
 
-    from tests.support.models import save_tiny_bert
-    from tests.trainer.crash_harness import crash_stream, run_crash_replay
+    from streamtune.testing.crash_harness import crash_stream, run_crash_replay
+    from streamtune.testing.tiny_models import save_tiny_bert
 
     with work_directory(NAME) as work:
         base_model = args.base_model or save_tiny_bert(work / "tiny-bert", tokenizer_from=resolve_base_model(None))

@@ -66,7 +66,7 @@ def base_model_for(args: argparse.Namespace, work_dir: Path) -> str:
     if args.base_model:
         return args.base_model
     if args.quick:
-        from tests.support.models import save_tiny_bert
+        from streamtune.testing.tiny_models import save_tiny_bert
 
         return save_tiny_bert(work_dir / "tiny-bert", tokenizer_from=resolve_base_model(None))
     return resolve_base_model(None)

@@ -266,7 +266,7 @@ def measure(
 
 def expected_trained(settings: Settings, events: list[dict[str, Any]]) -> int:
     """Stream examples the trainer will train: all but the held-out share."""
-    from streamtune.trainer.holdout import is_holdout
+    from streamtune.trainer.gate.holdout import is_holdout
 
     return sum(not is_holdout(event["event_id"], settings.holdout_share) for event in events)
 

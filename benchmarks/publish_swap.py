@@ -4,7 +4,7 @@ For LoRA and full fine-tuning of the same base model, ``--versions`` times each:
 
 1. **snapshot**: :func:`~streamtune.modeling.weights.trainable_state`, the copy of the weights
    the training thread makes before it can go on (on a GPU this is the device-to-host copy);
-2. **publish**: :meth:`~streamtune.trainer.publisher.VersionPublisher.publish` with a draft like
+2. **publish**: :meth:`~streamtune.trainer.versions.publisher.VersionPublisher.publish` with a draft like
    the trainer's (weights, the ids of a batch, a full deduplication window and holdout window):
    producer flush, temporary directory, fsync, rename, LATEST, announcement;
 3. **announcement → served**: from the moment ``publish`` returned (the announcement is sent)
@@ -47,8 +47,8 @@ from streamtune.kafka.clients import ensure_topics, make_producer
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling.base import TuningSpec, load_base_model, wrap_for_tuning
 from streamtune.modeling.weights import trainable_state, weights_file
-from streamtune.trainer.publisher import VersionDraft, VersionPublisher
-from streamtune.trainer.version_files import VersionEvents
+from streamtune.trainer.versions.files import VersionEvents
+from streamtune.trainer.versions.publisher import VersionDraft, VersionPublisher
 
 NAME = "publish_swap"
 POLL_INTERVAL_S = 0.01

@@ -518,7 +518,7 @@ def main() -> None:
             if name == "minilm":
                 base_model, repeats = resolve_base_model(None), args.repeats
             elif name == "tiny":
-                from tests.support.models import save_tiny_bert
+                from streamtune.testing.tiny_models import save_tiny_bert
 
                 base_model, repeats = save_tiny_bert(workdir / "tiny-bert", tokenizer_from=resolve_base_model(None)), 1
             else:

@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from streamtune.broker import EmbeddedBroker
 from streamtune.config import Settings
-from tests.support.network import free_port
+from streamtune.testing.network import free_port
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +36,7 @@ def minilm_dir() -> str:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: str) -> str:
     """A 2-layer, 32-wide random BERT with MiniLM's real tokenizer: fast, but a real transformer."""
-    from tests.support.models import save_tiny_bert
+    from streamtune.testing.tiny_models import save_tiny_bert
 
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), tokenizer_from=minilm_dir)
 

@@ -11,8 +11,8 @@ from typing import ClassVar
 
 import pytest
 
+from streamtune.testing.network import free_port
 from tests.deploy.tools import REPO
-from tests.support.network import free_port
 
 SCRIPT = REPO / "docker" / "healthcheck.py"
 

@@ -15,11 +15,11 @@ import yaml
 
 from streamtune.config import Settings
 from streamtune.metrics import ServingMetrics, TrainerMetrics
+from streamtune.testing.events import produce, synthetic_events
+from streamtune.testing.network import free_port, wait_for
+from streamtune.testing.processes import ServiceProcess
 from tests.deploy.test_deploy_dashboard import dashboard_panels
 from tests.deploy.tools import DEPLOY, find_tool
-from tests.support.events import produce, synthetic_events
-from tests.support.network import free_port, wait_for
-from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.slow
 

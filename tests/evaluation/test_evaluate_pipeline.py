@@ -15,7 +15,7 @@ from streamtune.checkpoints import CheckpointStore
 from streamtune.cli import main
 from streamtune.evaluation.contenders import CONTENDERS
 from streamtune.evaluation.pipeline_driver import branch_version
-from tests.support.events import synthetic_events
+from streamtune.testing.events import synthetic_events
 from tests.support.versions import publish_perturbed_version
 
 EVENTS = 384

@@ -15,7 +15,7 @@ from streamtune.checkpoints import CheckpointStore
 from streamtune.config import Settings
 from streamtune.inference.server import build_app
 from streamtune.metrics import ServingMetrics
-from tests.support.network import free_port, wait_for
+from streamtune.testing.network import free_port, wait_for
 
 
 @dataclass

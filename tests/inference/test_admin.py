@@ -6,8 +6,8 @@ import logging
 
 import httpx
 
+from streamtune.testing.network import wait_for
 from tests.inference.serving import serving, store_of
-from tests.support.network import wait_for
 from tests.support.versions import publish_perturbed_version
 
 TOKEN = "admin-token-for-tests-0123"

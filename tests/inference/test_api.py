@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from streamtune.inference.loading import ModelLoader
+from streamtune.testing.network import wait_for
 from tests.inference.serving import serving, store_of
-from tests.support.network import wait_for
 from tests.support.versions import publish_perturbed_version
 
 PAIRS = [("a wonderful film", "likes drama"), ("an awful film", None), ("a long " + "saga " * 20, "x")]

@@ -16,7 +16,7 @@ from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.loading import ModelLoader
 from streamtune.inference.slot import ModelSlot
 from streamtune.metrics import ServingMetrics
-from tests.support.network import wait_for
+from streamtune.testing.network import wait_for
 from tests.support.versions import publish_perturbed_version
 
 TEXTS = [f"a film about item {index}" for index in range(10)]  # one token length: one forward

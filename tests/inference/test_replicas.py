@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from streamtune.kafka.clients import ensure_topics
+from streamtune.testing.events import produce
+from streamtune.testing.network import wait_for
 from tests.inference.serving import serving, store_of
-from tests.support.events import produce
-from tests.support.network import wait_for
 from tests.support.versions import publish_perturbed_version
 
 pytestmark = pytest.mark.slow  # ~5 s: two servers and the broker

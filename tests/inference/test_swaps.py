@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from streamtune.inference.loading import ModelLoader
+from streamtune.testing.network import wait_for
 from tests.inference.serving import serving, store_of
-from tests.support.network import wait_for
 from tests.support.versions import publish_perturbed_version
 
 pytestmark = pytest.mark.slow  # 3–10 s: a server under load through seven swaps

@@ -28,8 +28,8 @@ from streamtune.ingest.consumer import EventIngestor, IngestConfig, TrainedPosit
 from streamtune.ingest.handoff import BatchHandoff
 from streamtune.kafka.clients import ensure_topics, make_consumer, make_producer
 from streamtune.metrics import TrainerMetrics
-from tests.support.network import wait_for
-from tests.trainer.crash_harness import produce_records
+from streamtune.testing.crash_harness import produce_records
+from streamtune.testing.network import wait_for
 
 pytestmark = pytest.mark.slow
 

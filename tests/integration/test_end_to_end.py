@@ -9,11 +9,11 @@ import pytest
 from confluent_kafka import Consumer
 
 from streamtune.checkpoints import CheckpointStore
-from streamtune.trainer.holdout import is_holdout
-from streamtune.trainer.lineage import audit_lineage
-from tests.support.events import produce, synthetic_events
-from tests.support.network import wait_for
-from tests.support.processes import ServiceProcess
+from streamtune.testing.events import produce, synthetic_events
+from streamtune.testing.network import wait_for
+from streamtune.testing.processes import ServiceProcess
+from streamtune.trainer.gate.holdout import is_holdout
+from streamtune.trainer.versions.lineage import audit_lineage
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,11 @@ import pytest
 from streamtune.checkpoints import CheckpointStore
 from streamtune.inference.loading import ModelLoader
 from streamtune.modeling.device import select_device
-from streamtune.trainer.holdout import is_holdout
-from streamtune.trainer.prequential import roc_auc
+from streamtune.testing.events import produce, synthetic_events
+from streamtune.testing.network import wait_for
+from streamtune.trainer.gate.holdout import is_holdout
+from streamtune.trainer.monitor.rolling_score import roc_auc
 from streamtune.trainer.service import TrainerService
-from tests.support.events import produce, synthetic_events
-from tests.support.network import wait_for
 
 pytestmark = pytest.mark.slow
 

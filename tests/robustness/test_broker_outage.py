@@ -17,10 +17,10 @@ import pytest
 
 from streamtune.broker import EmbeddedBroker
 from streamtune.checkpoints import CheckpointStore
-from streamtune.trainer.lineage import audit_lineage
-from tests.support.events import produce, synthetic_events
-from tests.support.network import free_port, wait_for
-from tests.support.processes import ServiceProcess
+from streamtune.testing.events import produce, synthetic_events
+from streamtune.testing.network import free_port, wait_for
+from streamtune.testing.processes import ServiceProcess
+from streamtune.trainer.versions.lineage import audit_lineage
 
 pytestmark = pytest.mark.slow
 

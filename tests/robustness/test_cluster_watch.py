@@ -8,7 +8,7 @@ from confluent_kafka.admin import AdminClient
 from streamtune.broker import EmbeddedBroker
 from streamtune.kafka.health import ClusterWatch
 from streamtune.metrics import TrainerMetrics
-from tests.support.network import free_port
+from streamtune.testing.network import free_port
 
 pytestmark = pytest.mark.slow
 

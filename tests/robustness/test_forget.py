@@ -14,11 +14,11 @@ import pytest
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.privacy import Pseudonymiser, user_tag
-from streamtune.trainer.holdout import is_holdout
-from streamtune.trainer.version_files import read_stream_state
-from tests.support.events import produce, synthetic_events
-from tests.support.network import wait_for
-from tests.support.processes import ServiceProcess, settings_env
+from streamtune.testing.events import produce, synthetic_events
+from streamtune.testing.network import wait_for
+from streamtune.testing.processes import ServiceProcess, settings_env
+from streamtune.trainer.gate.holdout import is_holdout
+from streamtune.trainer.versions.files import read_stream_state
 
 pytestmark = pytest.mark.slow
 

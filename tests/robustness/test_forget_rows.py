@@ -9,8 +9,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from streamtune.modeling.encoding import encode_pairs
-from streamtune.trainer.holdout import HoldoutWindow
-from streamtune.trainer.replay_buffer import ReplayBuffer
+from streamtune.trainer.gate.holdout import HoldoutWindow
+from streamtune.trainer.optim.replay_buffer import ReplayBuffer
 
 WIDTH = 16
 ALICE, BOB, NOBODY = 11, -22, 0

@@ -54,7 +54,7 @@ def endpoint_of(body: bytes) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, kafka_bootstrap, tiny_model_dir):
     from streamtune.config import Settings
-    from tests.support.network import free_port
+    from streamtune.testing.network import free_port
 
     config = Settings(
         _env_file=None,

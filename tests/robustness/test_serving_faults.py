@@ -21,9 +21,9 @@ import torch
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.inference.loading import ModelLoader
+from streamtune.testing.network import wait_for
+from streamtune.testing.processes import ServiceProcess
 from tests.inference.serving import serving
-from tests.support.network import wait_for
-from tests.support.processes import ServiceProcess
 from tests.support.versions import publish_perturbed_version
 
 pytestmark = pytest.mark.slow

@@ -7,11 +7,11 @@ import httpx
 import pytest
 
 from streamtune.checkpoints import CheckpointStore
-from streamtune.trainer.lineage import audit_lineage
+from streamtune.testing.events import produce, synthetic_events
+from streamtune.testing.network import wait_for
+from streamtune.testing.processes import ServiceProcess
+from streamtune.trainer.versions.lineage import audit_lineage
 from tests.robustness.filesystems import fill, tiny_filesystem
-from tests.support.events import produce, synthetic_events
-from tests.support.network import wait_for
-from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.slow
 

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.ingest.consumer import ERROR_HEADER
-from streamtune.trainer.lineage import audit_lineage
+from streamtune.testing.events import produce
+from streamtune.testing.network import wait_for
+from streamtune.testing.processes import ServiceProcess
+from streamtune.trainer.versions.lineage import audit_lineage
 from tests.robustness.hostile import Sample, stream_item
-from tests.support.events import produce
-from tests.support.network import wait_for
-from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.slow
 

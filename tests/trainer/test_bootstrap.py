@@ -10,12 +10,12 @@ import pytest
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.cli import _parser
-from streamtune.trainer.holdout import is_holdout
-from streamtune.trainer.lineage import audit_lineage
+from streamtune.testing.crash_harness import event_records, produce_records, trainer_metric
+from streamtune.testing.events import synthetic_events
+from streamtune.testing.network import wait_for
+from streamtune.trainer.gate.holdout import is_holdout
 from streamtune.trainer.service import TrainerService
-from tests.support.events import synthetic_events
-from tests.support.network import wait_for
-from tests.trainer.crash_harness import event_records, produce_records, trainer_metric
+from streamtune.trainer.versions.lineage import audit_lineage
 
 pytestmark = pytest.mark.slow
 

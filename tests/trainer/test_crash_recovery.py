@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.trainer.crash_harness import crash_stream, run_crash_replay
+from streamtune.testing.crash_harness import crash_stream, run_crash_replay
 
 pytestmark = pytest.mark.slow
 

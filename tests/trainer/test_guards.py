@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from streamtune.trainer.dedupe import RecentIds
-from streamtune.trainer.drift import PageHinkley
-from streamtune.trainer.gate import QualityGate, Score
-from streamtune.trainer.holdout import is_holdout
-from streamtune.trainer.l2sp import L2SPPenalty
+from streamtune.trainer.gate.decision import QualityGate, Score
+from streamtune.trainer.gate.holdout import is_holdout
 from streamtune.trainer.learner import OnlineLearner
-from streamtune.trainer.schedule import StreamSchedule
+from streamtune.trainer.monitor.page_hinkley import PageHinkley
+from streamtune.trainer.optim.l2sp import L2SPPenalty
+from streamtune.trainer.optim.lr_schedule import StreamSchedule
 
 
 def test_dedupe_window_forgets_the_oldest_and_survives_a_round_trip():

@@ -13,9 +13,9 @@ from streamtune.errors import CheckpointError, LineageMovedError
 from streamtune.kafka.clients import ensure_topics, make_producer
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling.base import TuningSpec
-from streamtune.trainer.lineage import audit_lineage
-from streamtune.trainer.publisher import VersionDraft, VersionPublisher
-from streamtune.trainer.version_files import EVENTS_FILE, STREAM_STATE_FILE, VersionEvents, read_stream_state
+from streamtune.trainer.versions.files import EVENTS_FILE, STREAM_STATE_FILE, VersionEvents, read_stream_state
+from streamtune.trainer.versions.lineage import audit_lineage
+from streamtune.trainer.versions.publisher import VersionDraft, VersionPublisher
 
 
 @dataclass

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from streamtune.trainer.holdout import is_holdout
+from streamtune.testing.events import synthetic_events
+from streamtune.trainer.gate.holdout import is_holdout
 from streamtune.trainer.service import TrainerService
-from tests.support.events import synthetic_events
 
 pytestmark = pytest.mark.slow  # a trainer on the real broker: a few seconds
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 
 from streamtune.checkpoints import CheckpointStore
-from streamtune.trainer.holdout import is_holdout
-from streamtune.trainer.lineage import audit_lineage
-from tests.support.events import synthetic_events
-from tests.support.network import wait_for
-from tests.trainer.crash_harness import event_records, produce_records, published_records, trainer_thread
+from streamtune.testing.crash_harness import event_records, produce_records, published_records, trainer_thread
+from streamtune.testing.events import synthetic_events
+from streamtune.testing.network import wait_for
+from streamtune.trainer.gate.holdout import is_holdout
+from streamtune.trainer.versions.lineage import audit_lineage
 
 pytestmark = pytest.mark.slow
 BATCH = 8

@@ -7,7 +7,7 @@ published after the last clean one is scored on a clean probe set (events the st
 carried, with their true labels) through the serving loader, and must not be worse than the
 last good version. The poisoned stretch puts 24 flipped examples into the 256-example holdout
 window (about 9%, under the gate's 10% trim): the regime the gate is built for. A longer
-stretch is indistinguishable from concept drift (see ``streamtune.trainer.gate``).
+stretch is indistinguishable from concept drift (see ``streamtune.trainer.gate.decision``).
 
 What the figures looked like when this was written: last good probe log-loss 0.005, four
 versions published after it (worst 0.020), 12 rejections and 6 restores; the same run with the
@@ -24,12 +24,12 @@ import pytest
 from streamtune.checkpoints import CheckpointStore
 from streamtune.inference.loading import ModelLoader
 from streamtune.modeling.device import select_device
-from streamtune.trainer.lineage import audit_lineage
-from streamtune.trainer.prequential import log_losses
+from streamtune.testing.crash_harness import event_records, produce_records, published_records, trainer_metric
+from streamtune.testing.events import synthetic_events
+from streamtune.testing.network import wait_for
+from streamtune.trainer.monitor.rolling_score import log_losses
 from streamtune.trainer.service import TrainerService
-from tests.support.events import synthetic_events
-from tests.support.network import wait_for
-from tests.trainer.crash_harness import event_records, produce_records, published_records, trainer_metric
+from streamtune.trainer.versions.lineage import audit_lineage
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoTokenizer
 
 from streamtune.modeling.encoding import encode_pairs
-from streamtune.trainer.replay_buffer import ReplayBuffer
+from streamtune.trainer.optim.replay_buffer import ReplayBuffer
 from streamtune.trainer.token_rows import TokenRows, concat_batches, select_rows
 
 WIDTH = 32

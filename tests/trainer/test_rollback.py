@@ -8,17 +8,17 @@ import pytest
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.cli import main
-from streamtune.trainer.holdout import is_holdout
-from streamtune.trainer.lineage import audit_lineage
-from tests.support.events import synthetic_events
-from tests.support.network import wait_for
-from tests.trainer.crash_harness import (
+from streamtune.testing.crash_harness import (
     event_records,
     produce_records,
     published_records,
     trainer_metric,
     trainer_thread,
 )
+from streamtune.testing.events import synthetic_events
+from streamtune.testing.network import wait_for
+from streamtune.trainer.gate.holdout import is_holdout
+from streamtune.trainer.versions.lineage import audit_lineage
 
 pytestmark = pytest.mark.slow
 

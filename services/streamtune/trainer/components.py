@@ -14,12 +14,12 @@ from streamtune.modeling.base import TuningSpec
 from streamtune.modeling.compilation import DEFAULT_BACKEND
 from streamtune.modeling.shapes import ShapeBuckets
 from streamtune.trainer.dedupe import RecentIds
-from streamtune.trainer.drift import PageHinkley
-from streamtune.trainer.gate import QualityGate
-from streamtune.trainer.gatekeeper import Gatekeeper
-from streamtune.trainer.holdout import HOLDOUT_BATCH_ROWS, HoldoutWindow
+from streamtune.trainer.gate.decision import QualityGate
+from streamtune.trainer.gate.holdout import HOLDOUT_BATCH_ROWS, HoldoutWindow
+from streamtune.trainer.gate.judge import Gatekeeper
 from streamtune.trainer.learner import OnlineLearner
-from streamtune.trainer.replay_buffer import ReplayBuffer
+from streamtune.trainer.monitor.page_hinkley import PageHinkley
+from streamtune.trainer.optim.replay_buffer import ReplayBuffer
 from streamtune.trainer.token_rows import TOKEN_TYPE_IDS, check_inputs
 
 logger = logging.getLogger(__name__)

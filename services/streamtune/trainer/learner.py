@@ -10,8 +10,8 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from streamtune.modeling.compilation import compile_model
 from streamtune.modeling.device import autocast
 from streamtune.modeling.shapes import ShapeBuckets
-from streamtune.trainer.l2sp import L2SPPenalty
-from streamtune.trainer.schedule import StreamSchedule
+from streamtune.trainer.optim.l2sp import L2SPPenalty
+from streamtune.trainer.optim.lr_schedule import StreamSchedule
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class OnlineLearner:
 
     On CUDA the optimiser is the fused AdamW kernel and steps run under bf16 autocast where the
     GPU supports it; on CPU everything is fp32. The learning rate follows a
-    :class:`~streamtune.trainer.schedule.StreamSchedule` (warm-up, constant, re-warm on drift);
+    :class:`~streamtune.trainer.optim.lr_schedule.StreamSchedule` (warm-up, constant, re-warm on drift);
     with ``l2sp_weight > 0`` the loss adds an L2-SP pull towards the starting weights.
 
     With ``dropout=False`` the model trains in eval mode (no dropout; normalisation layers use

@@ -10,7 +10,7 @@ import numpy as np
 from streamtune.ingest.handoff import TrainingBatch
 from streamtune.privacy import user_tags
 from streamtune.trainer.dedupe import RecentIds
-from streamtune.trainer.holdout import is_holdout
+from streamtune.trainer.gate.holdout import is_holdout
 
 
 class Routes(NamedTuple):

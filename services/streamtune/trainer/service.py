@@ -16,7 +16,7 @@ crash, and an event re-delivered under the same id is trained once (within the d
 
 Routing of each batch (:mod:`streamtune.trainer.routing`). Duplicates are skipped; held-out
 events only feed the gate's window; every fresh event is scored before training (prequential
-loss/AUC and drift test, :mod:`streamtune.trainer.scoring`); the rest is trained with a sample
+loss/AUC and drift test, :mod:`streamtune.trainer.monitor.prequential_monitor`); the rest is trained with a sample
 from the replay buffer. The step's own forward pass scores the rows it trains on: without
 dropout (``STREAMTUNE_TRAIN_DROPOUT``) it computes what a scoring pass before the step would.
 
@@ -31,7 +31,7 @@ consumed again and new versions are children of N: the same whether the trainer 
 restarted, and exactly-once in every lineage. The gate, now comparing against N, guards the
 re-training of the stretch the abandoned versions saw.
 
-Kafka outages (:mod:`streamtune.trainer.streaming`). A cluster watch exports
+Kafka outages (:mod:`streamtune.ingest.event_stream`). A cluster watch exports
 ``streamtune_kafka_up``; librdkafka reconnects by itself. When the cluster comes back having
 lost our topics (a broker that lost its storage), they are created again, and the trainer
 renews its producer and reads the new events topic from its beginning, in the same process. A
@@ -59,25 +59,25 @@ import torch
 from streamtune.checkpoints import CheckpointStore, Manifest
 from streamtune.config import Settings
 from streamtune.errors import CheckpointError, ConfigurationError, LineageMovedError, PublishError
+from streamtune.ingest.bootstrap_file import BootstrapSummary, historical_batches
 from streamtune.ingest.consumer import TrainedPosition
+from streamtune.ingest.event_stream import EventStream
 from streamtune.ingest.handoff import BatchHandoff, TrainingBatch
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling import device as devices
 from streamtune.modeling.base import load_base_model, load_tokenizer, resolve_base_model, wrap_for_tuning
 from streamtune.modeling.weights import apply_state, load_state, trainable_state
 from streamtune.privacy import ForgetRequests, ForgetWatch, Pseudonymiser
-from streamtune.trainer.bootstrap import BootstrapSummary, historical_batches
 from streamtune.trainer.components import build_guards, build_learner, tuning_spec
 from streamtune.trainer.dedupe import RecentIds
-from streamtune.trainer.forgetting import forget_users
-from streamtune.trainer.ledger import VersionLedger
-from streamtune.trainer.publish_schedule import PublishSchedule
-from streamtune.trainer.publisher import VersionPublisher
+from streamtune.trainer.forget_users import forget_users
+from streamtune.trainer.monitor.prequential_monitor import PrequentialMonitor
 from streamtune.trainer.routing import batch_user_tags, route
-from streamtune.trainer.scoring import PrequentialMonitor
-from streamtune.trainer.streaming import EventStream
 from streamtune.trainer.token_rows import concat_batches, select_rows
-from streamtune.trainer.version_files import read_stream_state
+from streamtune.trainer.versions.cadence import PublishSchedule
+from streamtune.trainer.versions.files import read_stream_state
+from streamtune.trainer.versions.ledger import VersionLedger
+from streamtune.trainer.versions.publisher import VersionPublisher
 
 logger = logging.getLogger(__name__)
 

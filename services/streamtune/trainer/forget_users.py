@@ -7,8 +7,8 @@ import logging
 
 from streamtune.metrics import TrainerMetrics
 from streamtune.privacy import user_tags
-from streamtune.trainer.holdout import HoldoutWindow
-from streamtune.trainer.replay_buffer import ReplayBuffer
+from streamtune.trainer.gate.holdout import HoldoutWindow
+from streamtune.trainer.optim.replay_buffer import ReplayBuffer
 
 logger = logging.getLogger(__name__)
 

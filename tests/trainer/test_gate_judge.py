@@ -10,11 +10,11 @@ import torch
 from streamtune.modeling.base import TuningSpec, load_base_model, load_tokenizer, wrap_for_tuning
 from streamtune.modeling.encoding import encode_pairs
 from streamtune.modeling.weights import trainable_state
-from streamtune.trainer.gate import QualityGate
-from streamtune.trainer.gatekeeper import Gatekeeper
-from streamtune.trainer.holdout import HoldoutWindow
+from streamtune.testing.events import synthetic_events
+from streamtune.trainer.gate.decision import QualityGate
+from streamtune.trainer.gate.holdout import HoldoutWindow
+from streamtune.trainer.gate.judge import Gatekeeper
 from streamtune.trainer.learner import OnlineLearner
-from tests.support.events import synthetic_events
 
 
 @pytest.fixture

@@ -23,12 +23,12 @@ from confluent_kafka import Producer
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.config import Settings
-from streamtune.trainer.holdout import is_holdout
-from streamtune.trainer.lineage import audit_lineage
+from streamtune.testing.events import synthetic_events
+from streamtune.testing.network import wait_for
+from streamtune.testing.processes import ServiceProcess
+from streamtune.trainer.gate.holdout import is_holdout
 from streamtune.trainer.service import TrainerService
-from tests.support.events import synthetic_events
-from tests.support.network import wait_for
-from tests.support.processes import ServiceProcess
+from streamtune.trainer.versions.lineage import audit_lineage
 
 Record = tuple[bytes, bytes]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.errors import CheckpointError
-from streamtune.trainer.version_files import read_events
+from streamtune.trainer.versions.files import read_events
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Prequential scoring of the stream, and the drift test on it.
 
 Every fresh event is scored by the model before it learns it (test-then-train). The scores feed
-the rolling log-loss and AUC (:mod:`streamtune.trainer.prequential`) and a Page-Hinkley test on
-the per-example log-loss (:mod:`streamtune.trainer.drift`), whose alarm re-warms the learning
+the rolling log-loss and AUC (:mod:`streamtune.trainer.monitor.rolling_score`) and a Page-Hinkley test on
+the per-example log-loss (:mod:`streamtune.trainer.monitor.page_hinkley`), whose alarm re-warms the learning
 rate from the next step on.
 """
 
@@ -13,9 +13,9 @@ import logging
 import numpy as np
 
 from streamtune.metrics import TrainerMetrics
-from streamtune.trainer.drift import PageHinkley
 from streamtune.trainer.learner import OnlineLearner
-from streamtune.trainer.prequential import RollingScore, log_losses
+from streamtune.trainer.monitor.page_hinkley import PageHinkley
+from streamtune.trainer.monitor.rolling_score import RollingScore, log_losses
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Score a candidate, the published and the reference weights on the holdout window, and let
 the gate decide.
 
-The published and reference weights (see :mod:`streamtune.trainer.gate`) are kept as CPU copies
+The published and reference weights (see :mod:`streamtune.trainer.gate.decision`) are kept as CPU copies
 of the trainable state — usually one and the same; for full fine-tuning each distinct one is a
 copy of the model. Scoring them means swapping them into the live model for a moment and back;
 the holdout window caches their scores per example, so a decision scores them only on examples
@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from streamtune.modeling.weights import apply_state
-from streamtune.trainer.gate import GateDecision, QualityGate, Score
-from streamtune.trainer.holdout import HoldoutWindow
+from streamtune.trainer.gate.decision import GateDecision, QualityGate, Score
+from streamtune.trainer.gate.holdout import HoldoutWindow
 from streamtune.trainer.learner import OnlineLearner
-from streamtune.trainer.prequential import log_losses, roc_auc
+from streamtune.trainer.monitor.rolling_score import log_losses, roc_auc
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ most the delay, failures retried when idle. A hand-driven clock, no broker."""
 
 from __future__ import annotations
 
-from streamtune.trainer.publish_schedule import PublishSchedule
+from streamtune.trainer.versions.cadence import PublishSchedule
 from tests.support.clock import ManualClock
 
 

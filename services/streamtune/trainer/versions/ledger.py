@@ -7,8 +7,8 @@ import torch
 
 from streamtune.checkpoints import Manifest
 from streamtune.ingest.handoff import TrainingBatch
-from streamtune.trainer.publisher import VersionDraft
-from streamtune.trainer.version_files import VersionEvents
+from streamtune.trainer.versions.files import VersionEvents
+from streamtune.trainer.versions.publisher import VersionDraft
 
 
 class VersionLedger:

@@ -20,7 +20,7 @@ from streamtune.kafka.clients import RenewableProducer
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling.base import TuningSpec
 from streamtune.modeling.weights import save_state
-from streamtune.trainer.version_files import VersionEvents, write_events, write_stream_state
+from streamtune.trainer.versions.files import VersionEvents, write_events, write_stream_state
 
 logger = logging.getLogger(__name__)
 

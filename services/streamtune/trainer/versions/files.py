@@ -5,7 +5,7 @@
     weights), ``discarded`` (trained into a candidate the gate refused and the trainer threw
     away), plus counts of held-out and duplicate events. Ids only, never content. Following
     ``parent_version`` from LATEST and joining these lists gives every event of the served
-    lineage exactly once — the exactly-once audit (:mod:`streamtune.trainer.lineage`).
+    lineage exactly once — the exactly-once audit (:mod:`streamtune.trainer.versions.lineage`).
 ``stream_state.safetensors``
     What the trainer needs to resume exactly where this version stands: the deduplication
     window (64-bit id hashes) and the gate's holdout window (compact token rows).
