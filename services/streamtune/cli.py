@@ -6,32 +6,99 @@ The only place that configures logging and builds the settings.
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import signal
 import sys
 import threading
+import traceback
 from pathlib import Path
 
 from streamtune.config import Settings, load_settings
+from streamtune.errors import ConfigurationError, StreamtuneError
+from streamtune.logs import configure_logging
+from streamtune.preflight import (
+    missing_dependency_message,
+    require_packages,
+    require_pseudonymisation_key,
+    require_store,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
-    return args.handler(args) or 0
+    if args.log_level is not None:
+        # Through the environment, so the processes `streamtune up` starts log at this level too.
+        os.environ["STREAMTUNE_LOG_LEVEL"] = args.log_level
+    debug = (args.log_level or os.environ.get("STREAMTUNE_LOG_LEVEL", "")).lower() == "debug"
+    command = _command_name(argv)
+    try:
+        require_packages(command, *_OPTIONAL_NEEDS.get(command, ()))
+        args.settings = load_settings(args.config)
+        configure_logging(args.settings.log_level, args.settings.log_format)
+        return args.handler(args) or 0
+    except ConfigurationError as error:
+        return _fail(command, error, 2, debug)
+    except StreamtuneError as error:
+        return _fail(command, error, 1, debug)
+    except ModuleNotFoundError as error:
+        advice = missing_dependency_message(error)
+        if advice is None:
+            return _fail(command, error, 1, debug, with_type=True)
+        return _fail(command, ConfigurationError(advice), 2, debug)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        return _fail(command, error, 1, debug, with_type=True)
+
+
+def _fail(command: str, error: BaseException, status: int, debug: bool, with_type: bool = False) -> int:
+    """Report ``error`` in a line or two (the traceback only at debug level); returns ``status``."""
+    if debug:
+        traceback.print_exception(error)
+    kind = f"{type(error).__name__}: " if with_type else ""
+    for line in f"{kind}{error}".splitlines() or [type(error).__name__]:
+        print(f"streamtune {command}: error: {line}", file=sys.stderr)
+    if with_type and not debug:
+        print("(run with --log-level debug for the traceback)", file=sys.stderr)
+    return status
+
+
+def _command_name(argv: list[str] | None) -> str:
+    words = sys.argv[1:] if argv is None else argv
+    return next((word for word in words if not word.startswith("-") and word in _COMMANDS), "").strip() or "?"
+
+
+def _add_common_options(parser: argparse.ArgumentParser, after_command: bool) -> None:
+    """``--config`` and ``--log-level``, accepted before and after the sub-command alike."""
+    default = argparse.SUPPRESS if after_command else None  # after: only overrides when given
+    parser.add_argument("--config", type=Path, default=default, help="env file with STREAMTUNE_* settings")
+    parser.add_argument(
+        "--log-level", default=default, choices=["debug", "info", "warning", "error"], help="default: info"
+    )
+
+
+def _add_common_options_to_commands(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                _COMMANDS.add(name)
+                if "--log-level" not in sub._option_string_actions:
+                    _add_common_options(sub, after_command=True)
+                _add_common_options_to_commands(sub)
+
+
+_COMMANDS: set[str] = set()
+# Optional packages a command needs, checked before it starts rather than after an hour's work.
+_OPTIONAL_NEEDS = {"evaluate": ("river", "matplotlib")}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamtune", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, help="env file with STREAMTUNE_* settings")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _add_common_options(parser, after_command=False)
     commands = parser.add_subparsers(title="commands")
 
     up = commands.add_parser("up", help="run broker (if none configured), trainer and server")
@@ -73,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.set_defaults(handler=_replay)
 
     _add_optional_commands(commands)
+    _add_common_options_to_commands(parser)
     return parser
 
 
@@ -85,7 +153,7 @@ def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config)
+    return args.settings if hasattr(args, "settings") else load_settings(args.config)
 
 
 def _stop_on_signals() -> threading.Event:
@@ -113,6 +181,7 @@ def _train(args: argparse.Namespace) -> int:
     trainer.setup()
     if args.bootstrap is not None:
         trainer.bootstrap(args.bootstrap)
+    trainer.metrics.trainer_ready.set(1)  # what `streamtune up` waits for
     trainer.run(stop)
     return 0
 
@@ -122,6 +191,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from streamtune.errors import CheckpointError
 
     settings = _settings(args)
+    require_store(settings.checkpoint_dir)
     store = CheckpointStore(settings.checkpoint_dir, settings.keep_versions)
     try:
         previous = store.rollback(args.to)
@@ -139,6 +209,7 @@ def _forget(args: argparse.Namespace) -> int:
     from streamtune.privacy import ForgetRequests, Pseudonymiser
 
     settings = _settings(args)
+    require_pseudonymisation_key(settings.pseudonymise_key is not None, settings.checkpoint_dir)
     key = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
     pseudonym = Pseudonymiser.for_store(key, settings.checkpoint_dir).pseudonym(args.user_id)
     new = ForgetRequests(settings.checkpoint_dir).request(pseudonym)
@@ -173,6 +244,8 @@ def _broker(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from streamtune.replay import replay
 
+    if not args.file.is_file():  # before connecting or creating topics
+        raise ConfigurationError(f"{args.file}: no such events file")
     summary = replay(_settings(args), args.file, rate=args.rate, limit=args.limit, progress=not args.no_progress)
     print(summary, file=sys.stderr)
     return 1 if summary.failed else 0

@@ -9,12 +9,21 @@ receive the values they need, not the environment.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from streamtune.config_errors import (
+    env_name,
+    unknown_config_keys,
+    unknown_environment,
+    validation_messages,
+)
+from streamtune.errors import ConfigurationError
 
 DEFAULT_CONFIG_FILE = "streamtune.env"
 EMBEDDED_BROKER_ADDRESS = "127.0.0.1:9092"
@@ -168,6 +177,18 @@ class Settings(BaseSettings):
     # Browser origins allowed to call the REST API (CORS), comma-separated or a JSON list; "*"
     # allows any. Empty: CORS off, browsers on other origins cannot read the answers.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Read-only model information (GET /v1/models, the status page at /) without the admin
+    # token: a `make up` user should see what was learned; changes always need the token.
+    public_model_info: bool = True
+    # The model's name in the Open Inference Protocol (v2) routes: /v2/models/{name}/infer.
+    model_name: str = Field(default="streamtune", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+    # --- Logging -------------------------------------------------------------------------------
+    # text: one readable line per record; json: one JSON object per line for log collectors.
+    log_format: Literal["text", "json"] = "text"
+    # `--log-level` sets this, so the processes `streamtune up` starts log at the same level.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
 
     @field_validator("kafka_bootstrap_servers", "base_model", "broker_bin", mode="before")
     @classmethod
@@ -194,13 +215,22 @@ class Settings(BaseSettings):
         return origins
 
     @model_validator(mode="after")
-    def _check_admin_token(self) -> Settings:
+    def _check_secrets(self) -> Settings:
+        # Every problem at once, one per line; the messages name the setting, never its value.
+        problems = []
         token = self.admin_token.get_secret_value() if self.admin_token else None
         if token is not None and len(token) < 16:
-            raise ValueError("STREAMTUNE_ADMIN_TOKEN must be at least 16 characters long")
+            problems.append("STREAMTUNE_ADMIN_TOKEN must be at least 16 characters long")
         key = self.pseudonymise_key.get_secret_value() if self.pseudonymise_key else None
         if key is not None and len(key) < 16:
-            raise ValueError("STREAMTUNE_PSEUDONYMISE_KEY must be at least 16 characters long")
+            problems.append("STREAMTUNE_PSEUDONYMISE_KEY must be at least 16 characters long")
+        password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+        if password is not None and not password.strip():
+            problems.append("STREAMTUNE_KAFKA_SASL_PASSWORD is set but blank")
+        elif password is not None and not self.kafka_sasl_username:
+            problems.append("STREAMTUNE_KAFKA_SASL_PASSWORD is set without STREAMTUNE_KAFKA_SASL_USERNAME")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -236,9 +266,27 @@ def _environment_value(value: object) -> str:
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
-    """Build the settings once; ``config_file`` replaces the default env file."""
+    """Build the settings once; ``config_file`` replaces the default env file.
+
+    Raises :class:`ConfigurationError` listing every problem, one line each, naming the
+    variable and never its value: invalid values, and ``STREAMTUNE_*`` variables or config-file
+    keys that name no setting (with the nearest valid name).
+    """
+    if config_file is not None and not config_file.is_file():
+        raise ConfigurationError(f"--config {config_file}: no such file")
+    if config_file is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        config_file = Path(DEFAULT_CONFIG_FILE)
+    problems = unknown_environment(os.environ, Settings)
     if config_file is not None:
-        if not config_file.is_file():
-            raise FileNotFoundError(f"config file {config_file} does not exist")
-        return Settings(_env_file=config_file, **overrides)
-    return Settings(**overrides)
+        problems += unknown_config_keys(config_file, Settings)
+    settings = None
+    try:
+        settings = Settings(_env_file=config_file, **overrides)
+    except ValidationError as error:
+        problems += validation_messages(error)
+    except SettingsError as error:  # a JSON-valued setting that is not JSON
+        field = re.search(r'field "(\w+)"', str(error))
+        problems.append(f"{env_name(field.group(1)) if field else 'a setting'}: not valid JSON")
+    if problems or settings is None:
+        raise ConfigurationError("\n".join(problems))
+    return settings

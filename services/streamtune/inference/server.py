@@ -67,4 +67,12 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
 
 def serve(settings: Settings) -> None:
     app = build_app(settings)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info", access_log=False)
+    # log_config=None: uvicorn's records go to the handler the entry point configured (text or JSON).
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+    )
