@@ -1,0 +1,50 @@
+"""A user's context vectors built from cached parts instead of one embedding per context.
+
+A MovieLens context (``"liked: A; B | disliked: C"``) is unique to nearly every event, so
+embedding it whole would cost a forward pass per event and defeat the cache. Its parts, the
+film titles, repeat across users and events: each title is embedded once (through the cache)
+and a context becomes the mean of its liked titles' vectors and the mean of its disliked
+titles' vectors. Text without ``liked:``/``disliked:`` sections counts as one liked part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from streamtune.modeling.hybrid.text_embeddings import TextEmbedder
+
+_SECTIONS = {"liked": 0, "disliked": 1}
+
+
+def context_parts(context: str) -> tuple[list[str], list[str]]:
+    """Liked and disliked titles of a context text.
+
+    >>> context_parts("liked: Heat (1995); Up (2009) | disliked: Cats (2019)")
+    (['Heat (1995)', 'Up (2009)'], ['Cats (2019)'])
+    """
+    parts: tuple[list[str], list[str]] = ([], [])
+    for section in context.split(" | "):
+        name, sep, body = section.partition(": ")
+        which = _SECTIONS.get(name.strip().lower()) if sep else None
+        if which is None:
+            which, body = 0, section
+        parts[which].extend(title.strip() for title in body.split("; ") if title.strip())
+    return parts
+
+
+def context_vectors(contexts: Sequence[str], embedder: TextEmbedder) -> tuple[np.ndarray, np.ndarray]:
+    """Mean liked-title and mean disliked-title vectors per context (zeros when a part is empty)."""
+    parsed = [context_parts(context) for context in contexts]
+    titles = list(dict.fromkeys(title for liked, disliked in parsed for title in liked + disliked))
+    index = {title: position for position, title in enumerate(titles)}
+    table = embedder.embed(titles) if titles else np.zeros((0, embedder.dim), np.float32)
+    liked = np.zeros((len(contexts), embedder.dim), dtype=np.float32)
+    disliked = np.zeros_like(liked)
+    for row, (liked_titles, disliked_titles) in enumerate(parsed):
+        if liked_titles:
+            liked[row] = table[[index[title] for title in liked_titles]].mean(axis=0)
+        if disliked_titles:
+            disliked[row] = table[[index[title] for title in disliked_titles]].mean(axis=0)
+    return liked, disliked

@@ -1,0 +1,96 @@
+"""Embedding rows of one key space (users or items): bias, factors and running like-counts.
+
+A row is ``[bias, factor_1 .. factor_k]``; beside it the table keeps each row's running
+``(events, likes)`` counts, which the model turns into a smoothed like-rate feature. The table
+records which rows changed since the last :meth:`EmbeddingRows.take_dirty`, so a version can
+ship only those rows (a delta). Gradients reach it through :meth:`gather` /
+:class:`~streamtune.modeling.hybrid.optimizer.SparseAdagrad`, touching only the batch's rows.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from streamtune.modeling.hybrid.errors import HybridModelError
+
+
+class EmbeddingRows:
+    """A fixed budget of rows, each a bias and ``factors`` latent values plus like-counts.
+
+    Parameters
+    ----------
+    capacity
+        Number of rows (the mapping's budget).
+    factors
+        Latent factor width.
+    init_std
+        Standard deviation of fresh factors (biases start at zero).
+    generator
+        Source of randomness for fresh rows, so equal seeds give equal tables.
+    """
+
+    def __init__(self, capacity: int, factors: int, init_std: float, generator: torch.Generator) -> None:
+        self.capacity = capacity
+        self.factors = factors
+        self.init_std = init_std
+        self._generator = generator
+        self.weights = torch.zeros(capacity, 1 + factors)
+        self.counts = torch.zeros(capacity, 2, dtype=torch.float64)  # events, likes
+        self._dirty: set[int] = set()
+
+    def reset(self, rows: list[int]) -> None:
+        """Give ``rows`` fresh values (a newly admitted key, or a freed row)."""
+        if not rows:
+            return
+        index = torch.as_tensor(rows, dtype=torch.long)
+        fresh = torch.randn(len(rows), self.factors, generator=self._generator) * self.init_std
+        self.weights[index, 0] = 0.0
+        self.weights[index, 1:] = fresh
+        self.counts[index] = 0.0
+        self._dirty.update(rows)
+
+    def clear(self, rows: list[int]) -> None:
+        """Zero ``rows`` entirely, so nothing of the key that held them is left."""
+        if not rows:
+            return
+        index = torch.as_tensor(rows, dtype=torch.long)
+        self.weights[index] = 0.0
+        self.counts[index] = 0.0
+        self._dirty.update(rows)
+
+    def gather(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows' values as a new leaf tensor that collects gradients; UNKNOWN (-1) rows are 0."""
+        known = (rows >= 0).unsqueeze(1)
+        values = self.weights[rows.clamp(min=0)] * known
+        return values.requires_grad_(True)
+
+    def count(self, rows: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add one event with ``labels`` (0/1) to each known row's counts."""
+        known = rows >= 0
+        index = rows[known]
+        if index.numel() == 0:
+            return
+        update = torch.stack((torch.ones(index.numel(), dtype=torch.float64), labels[known].double()), dim=1)
+        self.counts.index_add_(0, index, update)
+        self.mark_dirty(index)
+
+    def mark_dirty(self, rows: torch.Tensor) -> None:
+        """Note rows changed by an optimizer step."""
+        self._dirty.update(rows.tolist())
+
+    def take_dirty(self) -> list[int]:
+        """Rows changed since the previous call, sorted; the record starts afresh."""
+        dirty, self._dirty = sorted(self._dirty), set()
+        return dirty
+
+    def export_rows(self, rows: list[int]) -> dict[str, torch.Tensor]:
+        """Copies of ``rows``' values and counts."""
+        index = torch.as_tensor(rows, dtype=torch.long)
+        return {"rows": index.clone(), "weights": self.weights[index].clone(), "counts": self.counts[index].clone()}
+
+    def load_rows(self, part: dict[str, torch.Tensor]) -> None:
+        """Write rows exported by :meth:`export_rows` (of a table of the same shape)."""
+        if part["weights"].shape[1:] != self.weights.shape[1:]:
+            raise HybridModelError(f"row width {tuple(part['weights'].shape[1:])} != {tuple(self.weights.shape[1:])}")
+        self.weights[part["rows"]] = part["weights"]
+        self.counts[part["rows"]] = part["counts"]
