@@ -9,6 +9,7 @@ with ``extra={...}`` (version, partition, offsets) become fields of the JSON obj
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Literal, TextIO
 
@@ -66,11 +67,22 @@ def configure_logging(level: str = "info", log_format: LogFormat = "text", strea
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    if log_format == "json":
+        _silence_library_progress_bars()
     for name in UVICORN_LOGGERS:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
         uvicorn_logger.setLevel(level.upper())
+
+
+def _silence_library_progress_bars() -> None:
+    # Hugging Face's loading bars write straight to stderr; in JSON mode every line must parse.
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read when huggingface_hub is imported
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 def _is_default_stderr(handler: logging.Handler) -> bool:
