@@ -168,6 +168,16 @@ class Settings(BaseSettings):
     # Rows waiting for the model; beyond this a request is answered 429 at once. ~2 s of work
     # for MiniLM on two cores: a client is better served by a quick retry than a long queue.
     serve_max_queue: int = Field(default=1024, ge=1)
+    # Admission control: a request whose expected wait (queued rows at the measured scoring
+    # rate) exceeds this is shed at once with 503 + Retry-After, so those admitted are answered
+    # in about this plus their own forward pass instead of piling up behind a queue.
+    serve_max_queue_ms: float = Field(default=300.0, gt=0)
+    # Share of that queue one client (X-Client-Id header, else its address) may hold; beyond
+    # it the client gets 429 while others are still admitted.
+    serve_client_share: float = Field(default=0.5, gt=0, le=1)
+    # A request without an X-Request-Deadline-Ms header is dropped unscored once it has waited
+    # this long: its client has most likely given up (typical client timeouts are seconds).
+    serve_default_deadline_ms: float = Field(default=5000.0, gt=0)
     # Larger bodies are refused with 413 before they are parsed (256 instances of 4096
     # characters fit comfortably).
     max_request_bytes: int = Field(default=1 << 20, ge=1024)
@@ -182,6 +192,15 @@ class Settings(BaseSettings):
     public_model_info: bool = True
     # The model's name in the Open Inference Protocol (v2) routes: /v2/models/{name}/infer.
     model_name: str = Field(default="streamtune", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+    # --- Supervision (`streamtune up`) ----------------------------------------------------------
+    supervisor_metrics_port: int = Field(default=9101, ge=0, le=65535)
+    # A crashed trainer or server is restarted after this delay, doubled for each crash in a
+    # row soon after starting (up to the maximum)...
+    restart_initial_delay_ms: float = Field(default=500.0, ge=0)
+    restart_max_delay_ms: float = Field(default=8000.0, ge=0)
+    # ...and after this many such crashes in a row the stack stops: it cannot start.
+    restart_max_quick_crashes: int = Field(default=5, ge=0)
 
     # --- Logging -------------------------------------------------------------------------------
     # text: one readable line per record; json: one JSON object per line for log collectors.

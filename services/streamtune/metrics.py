@@ -146,6 +146,11 @@ class TrainerMetrics:
             "Times LATEST was moved by someone else (a rollback) and the trainer reloaded it",
             registry=r,
         )
+        self.trainer_ready = Gauge(
+            "streamtune_trainer_ready",
+            "1 once the trainer has loaded its model and started consuming (the supervisor's readiness probe)",
+            registry=r,
+        )
 
 
 class ServingMetrics:
@@ -216,4 +221,21 @@ class ServingMetrics:
             "Time from an event's production to the moment a served version includes it",
             buckets=_FRESHNESS_BUCKETS,
             registry=r,
+        )
+
+
+class SupervisorMetrics:
+    """Metrics of `streamtune up`: the health of the processes it supervises."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or new_registry()
+        r = self.registry
+        self.child_restarts = Counter(
+            "streamtune_child_restarts_total",
+            "Times a crashed child process (trainer, server) was restarted",
+            ["child"],
+            registry=r,
+        )
+        self.child_up = Gauge(
+            "streamtune_child_up", "1 while the child process runs and is ready, else 0", ["child"], registry=r
         )
