@@ -27,12 +27,13 @@ import re
 import shutil
 import stat
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from safetensors import SafetensorError
 
 from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, Manifest
+from streamtune.checkpoints.protocol import CheckedOutVersion, ManifestBuilder, PayloadWriter
 from streamtune.errors import CheckpointError, PublishError
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,7 @@ _TEMP_PREFIX = ".tmp-"
 # A manifest is a few KiB; anything much larger is not one (and is not read into memory).
 MAX_MANIFEST_BYTES = 1 << 20
 
-ManifestBuilder = Callable[[int, dict[str, FileEntry]], Manifest]
-PayloadWriter = Callable[[Path], None]
+__all__ = ["CheckpointStore", "ManifestBuilder", "PayloadWriter", "version_dirname"]
 
 
 def version_dirname(version: int) -> str:
@@ -59,6 +59,10 @@ class CheckpointStore:
     def __init__(self, root: Path, keep_versions: int = 10) -> None:
         self.root = Path(root)
         self.keep_versions = keep_versions
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
 
     # --- reading ---------------------------------------------------------------------------
     def versions(self) -> list[int]:
@@ -124,6 +128,10 @@ class CheckpointStore:
             if _sha256(path) != entry.sha256:
                 raise CheckpointError(f"version {version}: {name} does not match its sha256")
         return manifest
+
+    def checkout(self, version: int) -> CheckedOutVersion:
+        """``version`` verified, where it lies: the store is already a local directory."""
+        return CheckedOutVersion(self.verify(version), self.path_of(version))
 
     # --- writing ---------------------------------------------------------------------------
     def publish(self, write_payload: PayloadWriter, build_manifest: ManifestBuilder) -> Manifest:

@@ -1,0 +1,308 @@
+"""The checkpoint store on S3-compatible object storage (AWS S3, MinIO, Ceph RGW, GCS interop).
+
+Layout under ``s3://bucket/prefix``::
+
+    LATEST                        "7\\n": the version to serve (rollback moves it back)
+    v00000007/<file>              a version's weights and bookkeeping, written first
+    v00000007/manifest.json       written after every file: its presence makes the version exist
+
+Object storage has no rename, so "complete or absent" comes from ordering instead: a reader only
+considers versions whose manifest exists, the manifest is written only after every file it lists,
+and each file is checked against the manifest's size and sha256 before anything is loaded. Every
+write is conditional where the service supports it: a version's objects and its manifest with
+``If-None-Match: *`` (two writers can never both own version N), LATEST with ``If-Match`` on the
+ETag read when the writer took :meth:`S3CheckpointStore.lock` (a rollback is never overwritten by
+a publish that was under way). Readers get a local directory through :meth:`checkout`: downloaded
+into a cache under :attr:`root`, verified, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+
+from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, Manifest
+from streamtune.checkpoints.protocol import CheckedOutVersion, ManifestBuilder, PayloadWriter
+from streamtune.checkpoints.s3_objects import BucketObjects, PreconditionFailed, S3Location, make_client
+from streamtune.checkpoints.store import MAX_MANIFEST_BYTES, CheckpointStore, _sha256, version_dirname
+from streamtune.errors import CheckpointError, LineageMovedError, PublishError
+
+logger = logging.getLogger(__name__)
+
+LATEST_OBJECT = "LATEST"
+CACHE_DIR = "s3-cache"
+_MAX_LATEST_BYTES = 64
+_VERSION_OBJECT = re.compile(r"^(v(\d{8,}))/(.+)$")
+
+
+class S3CheckpointStore:
+    """Versions of one model lineage under an ``s3://`` prefix, cached locally for loading.
+
+    ``root`` is a local directory for what is never shared: the download cache, staging of
+    versions being uploaded, and local-only state other packages keep beside a store.
+    """
+
+    def __init__(self, location: S3Location, root: Path, keep_versions: int = 10, client: Any = None) -> None:
+        self.root = Path(root)
+        self.keep_versions = keep_versions
+        self.objects = BucketObjects(client if client is not None else make_client(), location)
+        # The cache is a directory store of its own, per bucket and prefix.
+        tag = hashlib.sha256(str(location).encode()).hexdigest()[:12]
+        self.cache = CheckpointStore(self.root / CACHE_DIR / tag, keep_versions)
+        self._writer_lock = threading.Lock()
+        self._held = threading.local()  # the ETag of LATEST seen when this thread took lock()
+
+    @property
+    def location(self) -> str:
+        return str(self.objects.location)
+
+    # --- reading ---------------------------------------------------------------------------
+    def versions(self) -> list[int]:
+        """Complete versions (their manifest exists), oldest first."""
+        return sorted(version for version, names in self._numbered().items() if MANIFEST_FILE in names)
+
+    def latest_version(self) -> int | None:
+        """The version LATEST names; the newest complete one if LATEST is absent or bad."""
+        pointed = self._read_latest()[0]
+        if pointed is not None and self.objects.exists(_object(pointed, MANIFEST_FILE)):
+            return pointed
+        if pointed is not None:
+            logger.warning("LATEST names version %s which is not complete; ignoring it", pointed)
+        versions = self.versions()
+        return versions[-1] if versions else None
+
+    def read_manifest(self, version: int) -> Manifest:
+        return _parse_manifest(self._manifest_bytes(version), version)
+
+    def verify(self, version: int) -> Manifest:
+        """Check every file's size and sha256 by streaming it (nothing is kept locally)."""
+        manifest = self.read_manifest(version)
+        for name, entry in manifest.files.items():
+            _check_file(version, name, entry, *self.objects.stream_into(_object(version, name), None, entry.bytes))
+        return manifest
+
+    def checkout(self, version: int) -> CheckedOutVersion:
+        """``version`` in the local cache, verified; downloaded first unless a cached copy of
+        the very same manifest verifies. Older cached versions beyond the retention are removed.
+        Checkouts of one cache are serialised (threads and processes: the cache's flock)."""
+        raw = self._manifest_bytes(version)
+        manifest = _parse_manifest(raw, version)
+        cached = self.cache.path_of(version)
+        with self.cache.lock():
+            if (cached / MANIFEST_FILE).is_file() and (cached / MANIFEST_FILE).read_bytes() == raw:
+                with contextlib.suppress(CheckpointError):
+                    return CheckedOutVersion(self.cache.verify(version), cached)
+                logger.warning("cached copy of version %d does not verify; downloading it again", version)
+            self._download(version, manifest, raw)
+            self._evict_cached(keep=version)
+            return CheckedOutVersion(self.cache.verify(version), cached)
+
+    # --- writing ---------------------------------------------------------------------------
+    def publish(self, write_payload: PayloadWriter, build_manifest: ManifestBuilder) -> Manifest:
+        """Upload a new version so that readers see all of it or nothing, and point LATEST at it.
+
+        Steps, in this order (a crash anywhere leaves nothing a reader would load):
+        1. allocate the next version number (one more than any version-like object);
+        2. ``write_payload`` writes the files into a local staging directory; each is hashed;
+        3. every file is uploaded with ``If-None-Match: *`` (another writer owning the number fails
+           here, before anything of ours is visible);
+        4. ``manifest.json`` is uploaded last, also with ``If-None-Match: *``: the version exists;
+        5. LATEST is replaced with ``If-Match`` on the ETag read under :meth:`lock` (or just now);
+           if it moved meanwhile, the new version is withdrawn and :class:`LineageMovedError` raised;
+        6. versions beyond the retention are removed.
+
+        A failure in steps 2–4 removes what this publish uploaded and raises :class:`PublishError`;
+        LATEST and the versions already there are untouched.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        version = max(self._numbered(), default=0) + 1  # Step 1
+        uploaded: list[str] = []
+        try:
+            with tempfile.TemporaryDirectory(prefix=".tmp-upload-", dir=self.root) as staging:
+                directory = Path(staging)
+                write_payload(directory)  # Step 2
+                files = {
+                    path.name: FileEntry(sha256=_sha256(path), bytes=path.stat().st_size)
+                    for path in sorted(directory.iterdir())
+                }
+                manifest = build_manifest(version, files)
+                manifest.check()
+                for name in files:  # Step 3
+                    with open(directory / name, "rb") as body:
+                        self.objects.put(_object(version, name), body, if_none_match=True)
+                    uploaded.append(_object(version, name))
+                self.objects.put(_object(version, MANIFEST_FILE), manifest.to_json(), if_none_match=True)  # Step 4
+                uploaded.append(_object(version, MANIFEST_FILE))
+        except BaseException as error:
+            self._withdraw(uploaded, version)
+            # safetensors reports a full disk as its own SafetensorError, not as an OSError.
+            if isinstance(error, (OSError, SafetensorError, CheckpointError)) and not isinstance(error, PublishError):
+                raise PublishError(f"could not write version {version} to {self.location}: {error}") from error
+            raise
+        try:
+            self.set_latest(version)  # Step 5
+        except LineageMovedError:
+            self._withdraw(uploaded, version)
+            raise
+        self._prune()  # Step 6
+        return manifest
+
+    def set_latest(self, version: int) -> None:
+        """Point LATEST at an existing complete version, only if it has not moved since this
+        thread took :meth:`lock` (or since it is read here, outside a lock)."""
+        if not self.objects.exists(_object(version, MANIFEST_FILE)):
+            raise CheckpointError(f"version {version} does not exist in {self.location}")
+        etag = self._held.etag if getattr(self._held, "active", False) else self._read_latest()[1]
+        try:
+            new_etag = self.objects.put(
+                LATEST_OBJECT, f"{version}\n".encode(), if_none_match=etag is None, if_match=etag
+            )
+        except PreconditionFailed:
+            raise LineageMovedError(
+                f"LATEST in {self.location} was moved by another writer; not pointing it at version {version}"
+            ) from None
+        except CheckpointError as error:
+            raise PublishError(f"could not update LATEST to {version}: {error}") from error
+        self._held.etag = new_etag
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Optimistic: remember LATEST's ETag now; :meth:`set_latest` inside writes only if it is
+        unchanged. Writers in this process also take a plain lock, so they queue as with flock."""
+        with self._writer_lock:
+            self._held.etag = self._read_latest()[1]
+            self._held.active = True
+            try:
+                yield
+            finally:
+                self._held.active = False
+
+    def rollback(self, version: int) -> int | None:
+        """Serve ``version`` again: verify it, then point LATEST at it; newer versions are kept."""
+        self.verify(version)
+        with self.lock():
+            previous = self.latest_version()
+            self.set_latest(version)
+        logger.warning("rolled back %s: LATEST %s -> %d", self.location, previous, version)
+        return previous
+
+    def sweep_temporary(self) -> int:
+        """Remove local staging and cache leftovers, and remote versions without a manifest
+        (a writer died between objects). Only one writer may call this, before publishing."""
+        swept = CheckpointStore(self.root).sweep_temporary() + self.cache.sweep_temporary()
+        for version, names in self._numbered().items():
+            if MANIFEST_FILE not in names:
+                self.objects.delete([_object(version, name) for name in names])
+                logger.info("removed %d objects of version %d, never completed", len(names), version)
+                swept += 1
+        return swept
+
+    # --- internals -------------------------------------------------------------------------
+    def _numbered(self) -> dict[int, set[str]]:
+        """Every version-like object name, by version number, complete or not."""
+        numbered: dict[int, set[str]] = {}
+        for name in self.objects.names():
+            match = _VERSION_OBJECT.match(name)
+            if match and match.group(1) == version_dirname(int(match.group(2))):
+                numbered.setdefault(int(match.group(2)), set()).add(match.group(3))
+        return numbered
+
+    def _read_latest(self) -> tuple[int | None, str | None]:
+        """The version LATEST names (None if absent or unreadable) and its ETag (None if absent)."""
+        found = self.objects.get(LATEST_OBJECT, _MAX_LATEST_BYTES)
+        if found is None:
+            return None, None
+        try:
+            pointed = int(found[0].decode().strip())
+        except ValueError:
+            return None, found[1]
+        return (pointed if pointed >= 1 else None), found[1]
+
+    def _manifest_bytes(self, version: int) -> bytes:
+        found = self.objects.get(_object(version, MANIFEST_FILE), MAX_MANIFEST_BYTES)
+        if found is None:
+            raise CheckpointError(f"version {version} does not exist in {self.location}")
+        return found[0]
+
+    def _download(self, version: int, manifest: Manifest, raw_manifest: bytes) -> None:
+        """Files first, manifest last, then one rename: the cache holds a version whole or not at all."""
+        self.cache.root.mkdir(parents=True, exist_ok=True)
+        temp = self.cache.root / f".tmp-{version_dirname(version)}-{uuid.uuid4().hex[:8]}"
+        try:
+            temp.mkdir()
+            for name, entry in manifest.files.items():
+                with open(temp / name, "wb") as sink:
+                    found = self.objects.stream_into(_object(version, name), sink, entry.bytes)
+                _check_file(version, name, entry, *found)
+            (temp / MANIFEST_FILE).write_bytes(raw_manifest)
+            target = self.cache.path_of(version)
+            if target.exists():  # a stale copy, or another thread's download of the same version
+                _remove_directory(target)
+            os.rename(temp, target)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+
+    def _evict_cached(self, keep: int) -> None:
+        """Keep ``keep`` and the newest other cached versions, up to the retention in all."""
+        cached = [version for version in self.cache.versions() if version != keep]
+        for version in cached[: max(0, len(cached) - (self.keep_versions - 1))]:
+            _remove_directory(self.cache.path_of(version))
+
+    def _withdraw(self, names: list[str], version: int) -> None:
+        """Delete what one publish uploaded, manifest first (best effort: a later sweep also does)."""
+        if not names:
+            return
+        try:
+            self.objects.delete(sorted(names, key=lambda name: not name.endswith(MANIFEST_FILE)))
+        except CheckpointError as error:
+            logger.warning("could not withdraw the objects of version %d: %s", version, error)
+
+    def _prune(self) -> None:
+        """Remove versions beyond the retention, never the one LATEST names: the manifest first,
+        so a reader never takes a half-deleted version for a complete one."""
+        versions = self.versions()
+        protected = self.latest_version()
+        for version in versions[: max(0, len(versions) - self.keep_versions)]:
+            if version == protected:
+                continue
+            try:
+                self.objects.delete([_object(version, MANIFEST_FILE)])
+                self.objects.delete(list(self.objects.names(version_dirname(version) + "/")))
+            except CheckpointError as error:
+                logger.warning("could not remove old version %d: %s", version, error)
+
+
+def _object(version: int, name: str) -> str:
+    return f"{version_dirname(version)}/{name}"
+
+
+def _parse_manifest(raw: bytes, version: int) -> Manifest:
+    manifest = Manifest.from_json(raw)
+    if manifest.version != version:
+        raise CheckpointError(f"the manifest of version {version} claims version {manifest.version}")
+    return manifest
+
+
+def _check_file(version: int, name: str, entry: FileEntry, sha256: str, size: int) -> None:
+    if size != entry.bytes:
+        raise CheckpointError(f"version {version}: {name} is not of the {entry.bytes} bytes its manifest says")
+    if sha256 != entry.sha256:
+        raise CheckpointError(f"version {version}: {name} does not match its sha256")
+
+
+def _remove_directory(path: Path) -> None:
+    doomed = path.with_name(f".tmp-delete-{path.name}-{uuid.uuid4().hex[:8]}")
+    os.rename(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
