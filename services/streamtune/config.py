@@ -28,6 +28,8 @@ from streamtune.errors import ConfigurationError
 DEFAULT_CONFIG_FILE = "streamtune.env"
 EMBEDDED_BROKER_ADDRESS = "127.0.0.1:9092"
 # A browser origin: scheme://host[:port], nothing after (a trailing slash never matches).
+# s3://bucket[/prefix] with a bucket name S3 accepts (lower case, digits, dots, hyphens).
+_S3_URI = re.compile(r"(?i:s3)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?")
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s]+", re.IGNORECASE)
 
 
@@ -152,6 +154,10 @@ class Settings(BaseSettings):
 
     # --- Checkpoint store ----------------------------------------------------------------------
     checkpoint_dir: Path = Path("./checkpoints")
+    # Where versions live when not in checkpoint_dir: a local path, or s3://bucket/prefix on any
+    # S3-compatible service (credentials and endpoint from the standard AWS_* variables and
+    # files). With s3://, checkpoint_dir holds only this machine's download cache and staging.
+    checkpoint_uri: str | None = None
     keep_versions: int = Field(default=10, ge=1)
 
     # --- HTTP ----------------------------------------------------------------------------------
@@ -209,10 +215,17 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-    @field_validator("kafka_bootstrap_servers", "base_model", "broker_bin", mode="before")
+    @field_validator("kafka_bootstrap_servers", "base_model", "broker_bin", "checkpoint_uri", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("checkpoint_uri")
+    @classmethod
+    def _check_checkpoint_uri(cls, uri: str | None) -> str | None:
+        if uri is not None and "://" in uri and not _S3_URI.fullmatch(uri):
+            raise ValueError("must be a local path or s3://bucket/prefix (a valid bucket name; no other scheme)")
+        return uri
 
     @field_validator("cors_origins", mode="before")
     @classmethod
