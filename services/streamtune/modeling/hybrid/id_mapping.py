@@ -180,4 +180,3 @@ class IdMapping:
         del self._keys[row]
         del self._last_seen[key]
         self._free.append(row)
-

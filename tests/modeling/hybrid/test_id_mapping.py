@@ -1,0 +1,64 @@
+"""The ID -> row mapping alone: admission, expiry, budget eviction, removal, state."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamtune.modeling.hybrid.errors import HybridModelError
+from streamtune.modeling.hybrid.id_mapping import UNKNOWN, IdMapping
+
+
+def test_a_key_gets_a_row_only_after_enough_sightings():
+    mapping = IdMapping(capacity=4, admit_after=3)
+    assert [mapping.observe("a", now).row for now in range(3)] == [UNKNOWN, UNKNOWN, 0]
+    assert mapping.observe("a", 3).fresh is False
+    assert mapping.row("a") == 0 and mapping.row("b") == UNKNOWN
+
+
+def test_keys_unseen_for_the_span_expire_and_their_rows_are_reused():
+    mapping = IdMapping(capacity=4, expire_after=10)
+    mapping.observe("old", now=0)
+    mapping.observe("young", now=8)
+    assert mapping.expire(now=10) == []
+    assert mapping.expire(now=11) == [("old", 0)]
+    assert "old" not in mapping and "young" in mapping
+    assert mapping.observe("new", now=12).row == 0
+
+
+def test_a_full_budget_evicts_the_least_recently_seen_key():
+    mapping = IdMapping(capacity=2)
+    mapping.observe("a", 0)
+    mapping.observe("b", 1)
+    mapping.observe("a", 2)  # "b" is now the least recently seen
+    sighting = mapping.observe("c", 3)
+    assert sighting == type(sighting)(row=1, fresh=True, evicted="b")
+    assert len(mapping) == 2 and "b" not in mapping
+
+
+def test_remove_forgets_the_row_and_the_admission_count():
+    mapping = IdMapping(capacity=2, admit_after=2)
+    mapping.observe("pending", 0)
+    mapping.observe("x", 0)
+    row = mapping.observe("x", 1).row
+    assert mapping.remove("x") == row and mapping.remove("pending") is None
+    assert mapping.observe("pending", 2).row == UNKNOWN  # its earlier sighting is gone too
+
+
+def test_assign_moves_keys_as_a_delta_says():
+    mapping = IdMapping(capacity=3)
+    mapping.assign("a", 2)
+    mapping.assign("b", 2)  # row 2 now holds b: a is gone
+    mapping.assign(None, 0)
+    assert mapping.items() == [("b", 2)]
+    assert mapping.observe("c", 1).row == 0
+    with pytest.raises(HybridModelError):
+        mapping.assign("d", 3)
+
+
+def test_state_round_trip_keeps_order_counts_and_free_rows():
+    mapping = IdMapping(capacity=3, admit_after=2, expire_after=5)
+    for now, key in enumerate(["a", "a", "b", "b", "c"]):
+        mapping.observe(key, now)
+    restored = IdMapping.from_state_dict(mapping.state_dict())
+    assert restored.state_dict() == mapping.state_dict()
+    assert restored.observe("c", 5).row == mapping.observe("c", 5).row == 2

@@ -1,0 +1,57 @@
+"""Mean-pooled sentence embeddings through a cache keyed by text hash and encoder version."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamtune.modeling.hybrid.context import context_vectors
+from streamtune.modeling.hybrid.text_embeddings import EmbeddingCache, SentenceEncoder, TextEmbedder
+
+
+@pytest.fixture(scope="module")
+def tiny_embedder(tiny_model_dir):
+    return TextEmbedder(SentenceEncoder(tiny_model_dir, version="tiny-v1"), EmbeddingCache(capacity=3))
+
+
+def test_each_distinct_text_is_encoded_once(tiny_embedder):
+    cache = tiny_embedder.cache
+    first = tiny_embedder.embed(["Heat (1995)", "Heat (1995)", "Up (2009)", ""])
+    misses = cache.misses
+    again = tiny_embedder.embed(["Up (2009)", "Heat (1995)"])
+    assert cache.misses == misses and cache.hits >= 2
+    np.testing.assert_array_equal(again, first[[2, 0]])
+    np.testing.assert_allclose(np.linalg.norm(first[:3], axis=1), 1.0, rtol=1e-5)
+    assert not first[3].any()  # an empty text is no text
+
+
+def test_a_new_encoder_version_never_reads_old_vectors(tiny_embedder):
+    tiny_embedder.embed(["Alien (1979)"])
+    assert tiny_embedder.cache.get("tiny-v2", "Alien (1979)") is None
+    assert tiny_embedder.cache.get("tiny-v1", "Alien (1979)") is not None
+
+
+def test_the_cache_is_bounded_and_survives_a_file(tiny_embedder, tmp_path):
+    cache = tiny_embedder.cache
+    tiny_embedder.embed(["a", "b", "c", "d"])
+    assert len(cache) == 3 and cache.get("tiny-v1", "a") is None
+    cache.save(tmp_path / "cache.npz")
+    restored = EmbeddingCache(capacity=3)
+    restored.load(tmp_path / "cache.npz")
+    np.testing.assert_array_equal(restored.get("tiny-v1", "d"), cache.get("tiny-v1", "d"))
+
+
+def test_context_vectors_average_the_cached_titles(tiny_embedder):
+    liked, disliked = context_vectors(["liked: a; b | disliked: c", ""], tiny_embedder)
+    a, b, c = tiny_embedder.embed(["a", "b", "c"])
+    np.testing.assert_allclose(liked[0], (a + b) / 2, rtol=1e-6)
+    np.testing.assert_allclose(disliked[0], c, rtol=1e-6)
+    assert not liked[1].any() and not disliked[1].any()
+
+
+def test_the_real_encoder_puts_related_films_closer(minilm_dir):
+    embedder = TextEmbedder(SentenceEncoder(minilm_dir))
+    horror, slasher, cartoon = embedder.embed(
+        ["Scream (1996) | Horror, Thriller", "Halloween (1978) | Horror", "Toy Story (1995) | Animation, Children"]
+    )
+    assert horror @ slasher > horror @ cartoon + 0.05
