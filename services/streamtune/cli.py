@@ -187,12 +187,13 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from streamtune.checkpoints import CheckpointStore
+    from streamtune.checkpoints import is_object_storage, open_store
     from streamtune.errors import CheckpointError
 
     settings = _settings(args)
-    require_store(settings.checkpoint_dir)
-    store = CheckpointStore(settings.checkpoint_dir, settings.keep_versions)
+    if not is_object_storage(settings.checkpoint_uri):
+        require_store(Path(settings.checkpoint_uri or settings.checkpoint_dir))
+    store = open_store(settings.checkpoint_uri, settings.checkpoint_dir, settings.keep_versions)
     try:
         previous = store.rollback(args.to)
     except CheckpointError as error:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from streamtune.checkpoints import CheckpointStore
+from streamtune.checkpoints import VersionStore
 from streamtune.errors import CheckpointError, ModelLoadError
 from streamtune.inference.bucketing import plan_buckets
 from streamtune.inference.overlay import full_tensors, merged_lora_tensors, overlay_module
@@ -129,7 +129,7 @@ class ModelLoader:
 
     def __init__(
         self,
-        store: CheckpointStore,
+        store: VersionStore,
         base_model: str,
         device: torch.device,
         max_length: int,
@@ -165,9 +165,10 @@ class ModelLoader:
         return self._served(0, manifest, self._template, self._max_length)
 
     def _version(self, version: int) -> ServedModel:
-        manifest = self._store.verify(version)
+        checked_out = self._store.checkout(version)  # verified; downloaded and cached if remote
+        manifest = checked_out.manifest
         spec = TuningSpec.from_dict(manifest.tuning)
-        state = load_state(self._store.path_of(version), spec.tuning)
+        state = load_state(checked_out.directory, spec.tuning)
         if spec.tuning == "lora":
             tensors = merged_lora_tensors(self._template, state, spec.lora_alpha, spec.lora_r)
         elif spec.tuning == "full":

@@ -9,7 +9,7 @@ import torch
 import uvicorn
 from fastapi import FastAPI
 
-from streamtune.checkpoints import CheckpointStore
+from streamtune.checkpoints import open_store
 from streamtune.config import Settings
 from streamtune.inference.app import ServingLimits, create_app
 from streamtune.inference.batching import DynamicBatcher
@@ -28,12 +28,12 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
     """The inference app for these settings (nothing loads until the app starts)."""
     metrics = metrics or ServingMetrics()
     metrics.pinned_model_version.set(-1)
-    store = CheckpointStore(settings.checkpoint_dir, settings.keep_versions)
+    store = open_store(settings.checkpoint_uri, settings.checkpoint_dir, settings.keep_versions)
     device = select_device(settings.device)
     if settings.serve_threads is not None:
         torch.set_num_threads(settings.serve_threads)
     base_model = resolve_base_model(settings.base_model)
-    logger.info("serving on %s from store %s (base model %s)", describe(device), store.root, base_model)
+    logger.info("serving on %s from store %s (base model %s)", describe(device), store.location, base_model)
 
     def current() -> ServedModel | None:
         return slot.current

@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from streamtune.checkpoints import CheckpointStore, Manifest
+from streamtune.checkpoints import Manifest, open_store
 from streamtune.config import Settings
 from streamtune.errors import CheckpointError, ConfigurationError, LineageMovedError, PublishError
 from streamtune.ingest.bootstrap_file import BootstrapSummary, historical_batches
@@ -113,7 +113,7 @@ class TrainerService:
         logger.info("training on %s, tuning=%s", devices.describe(self.device), self.spec.tuning)
 
     def _setup_store(self) -> None:
-        self.store = CheckpointStore(self.settings.checkpoint_dir, self.settings.keep_versions)
+        self.store = open_store(self.settings.checkpoint_uri, self.settings.checkpoint_dir, self.settings.keep_versions)
         swept = self.store.sweep_temporary()
         if swept:
             logger.info("removed %d leftovers of interrupted writes", swept)
@@ -146,13 +146,13 @@ class TrainerService:
 
     def _load_version(self, version: int) -> None:
         """Make ``version`` the trainer's state: weights, position, windows, counters."""
-        manifest = self.store.verify(version)
+        checked_out = self.store.checkout(version)  # verified, and local even when the store is not
+        manifest, directory = checked_out.manifest, checked_out.directory
         if manifest.tuning.get("tuning") != self.spec.tuning:
             raise ConfigurationError(
-                f"the store at {self.store.root} holds {manifest.tuning.get('tuning')} versions but "
+                f"the store at {self.store.location} holds {manifest.tuning.get('tuning')} versions but "
                 f"STREAMTUNE_TUNING={self.spec.tuning}: use another STREAMTUNE_CHECKPOINT_DIR"
             )
-        directory = self.store.path_of(version)
         state = load_state(directory, self.spec.tuning)
         apply_state(self.learner.model, state, self.spec.tuning)
         self.learner.reset_optimizer()
@@ -376,7 +376,7 @@ class TrainerService:
         """LATEST was moved (a rollback): continue from the version it names, as a restart would."""
         latest = self.store.latest_version()
         if latest is None:
-            raise CheckpointError(f"the store at {self.store.root} lost every version under the trainer")
+            raise CheckpointError(f"the store at {self.store.location} lost every version under the trainer")
         previous = self.published.version if self.published else None
         logger.warning(
             "LATEST moved from version %s to %d: reloading it and re-consuming from its offsets "

@@ -40,16 +40,15 @@ def audit_lineage(store: CheckpointStore, version: int | None = None) -> Lineage
     chain = []
     while current is not None:
         try:
-            manifest = store.verify(current)
+            checked_out = store.checkout(current)  # verified, and local even when the store is not
         except CheckpointError:
             if not chain:
                 raise
             audit.complete = False
             break
-        chain.append(manifest)
-        current = manifest.parent_version
-    for manifest in reversed(chain):
-        events = read_events(store.path_of(manifest.version))
+        chain.append((checked_out.manifest, read_events(checked_out.directory)))
+        current = checked_out.manifest.parent_version
+    for manifest, events in reversed(chain):
         audit.versions.append(manifest.version)
         audit.trained.extend(events.trained)
         audit.discarded.extend(events.discarded)
