@@ -4,12 +4,14 @@ models are built by a factory; the OpenAPI schema then states the real limits.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 # Candidate ids are the caller's keys (item ids), echoed back; they need no more room than this.
 MAX_ID_CHARS = 256
+# An item id as events carry it: a string or an integer (never a bool or a float).
+ItemId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)] | StrictInt
 
 
 class Prediction(BaseModel):
@@ -22,7 +24,7 @@ class PredictResponse(BaseModel):
 
 
 class RankedCandidate(BaseModel):
-    id: str
+    id: str | int
     score: float = Field(description="Probability of the positive class")
 
 
@@ -90,7 +92,7 @@ def build_request_models(max_instances: int, max_text_chars: int) -> RequestMode
 
     class Candidate(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="The caller's key, echoed back")
+        id: ItemId = Field(description="The caller's key (string or integer, as in events), echoed back")
         text: str = Field(min_length=1, max_length=max_text_chars, description="The item's text")
 
     class RankRequest(BaseModel):
