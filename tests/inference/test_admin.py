@@ -21,7 +21,7 @@ def call(server, method, path, body=None, headers=None) -> httpx.Response:
 
 def test_admin_endpoints_are_closed_without_a_configured_token(settings):
     publish_perturbed_version(store_of(settings), settings.base_model)
-    with serving(settings) as server:
+    with serving(settings, public_model_info=False) as server:
         answers = [call(server, method, path, body, ADMIN) for method, path, body in ENDPOINTS]
     assert [answer.status_code for answer in answers] == [403, 403, 403]
     assert "STREAMTUNE_ADMIN_TOKEN" in answers[0].json()["detail"]
@@ -30,7 +30,7 @@ def test_admin_endpoints_are_closed_without_a_configured_token(settings):
 def test_a_missing_token_is_401_a_wrong_one_403_and_the_token_is_never_logged(settings, caplog):
     publish_perturbed_version(store_of(settings), settings.base_model)
     caplog.set_level(logging.DEBUG)
-    with serving(settings, admin_token=TOKEN) as server:
+    with serving(settings, admin_token=TOKEN, public_model_info=False) as server:
         for method, path, body in ENDPOINTS:
             missing = call(server, method, path, body)
             assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == "Bearer", path
@@ -100,3 +100,13 @@ def test_the_pin_holds_while_latest_moves(settings):
         rounds = server.follower.rounds
         wait_for(lambda: server.follower.rounds >= rounds + 2, 10, what="two store polls")  # saw LATEST=2
         assert call(server, "GET", "/v1/model").json()["model_version"] == 0
+
+
+def test_the_listing_is_public_by_default_but_changes_still_need_the_token(settings):
+    publish_perturbed_version(store_of(settings), settings.base_model)
+    with serving(settings, admin_token=TOKEN) as server:
+        listing = call(server, "GET", "/v1/models")
+        pin = call(server, "POST", "/v1/admin/pin", {"version": 1})
+        unpin = call(server, "POST", "/v1/admin/unpin")
+    assert listing.status_code == 200 and [v["version"] for v in listing.json()["versions"]] == [1]
+    assert (pin.status_code, unpin.status_code) == (401, 401)

@@ -104,9 +104,13 @@ class Pinning:
         )
 
 
-def admin_router(pinning: Pinning, follower: Callable[[], VersionFollower | None], token: str | None) -> APIRouter:
-    """Routes of the admin API; ``follower`` returns the running follower (None before start)."""
-    router = APIRouter(dependencies=[Depends(bearer_guard(token))], tags=["admin"])
+def admin_router(
+    pinning: Pinning, follower: Callable[[], VersionFollower | None], token: str | None, public_listing: bool = False
+) -> APIRouter:
+    """Routes of the admin API; ``follower`` returns the running follower (None before start).
+    With ``public_listing``, ``GET /v1/models`` (read-only) needs no token; changes always do."""
+    guard = Depends(bearer_guard(token))
+    router = APIRouter(tags=["admin"])
     unauthorized = {401: {"description": "No bearer token"}, 403: {"description": "Admin API disabled or bad token"}}
 
     def running_follower() -> VersionFollower:
@@ -117,6 +121,7 @@ def admin_router(pinning: Pinning, follower: Callable[[], VersionFollower | None
 
     @router.post(
         "/v1/admin/pin",
+        dependencies=[guard],
         response_model=PinResponse,
         responses={**unauthorized, 404: {"description": "No such version"}, 409: {"description": "Refused"}},
     )
@@ -125,13 +130,18 @@ def admin_router(pinning: Pinning, follower: Callable[[], VersionFollower | None
         served = await asyncio.to_thread(pinning.pin, running_follower(), body.version)
         return PinResponse(model_version=served.version, pinned=body.version)
 
-    @router.post("/v1/admin/unpin", response_model=PinResponse, responses=unauthorized)
+    @router.post("/v1/admin/unpin", dependencies=[guard], response_model=PinResponse, responses=unauthorized)
     async def unpin() -> PinResponse:
         """Follow the store's LATEST version again."""
         served = await asyncio.to_thread(pinning.unpin, running_follower())
         return PinResponse(model_version=served.version if served else None, pinned=None)
 
-    @router.get("/v1/models", response_model=ModelsResponse, responses=unauthorized)
+    @router.get(
+        "/v1/models",
+        dependencies=[] if public_listing else [guard],
+        response_model=ModelsResponse,
+        responses={} if public_listing else unauthorized,
+    )
     async def models() -> ModelsResponse:
         """The store's versions with their manifests (and training metrics), and this replica's state."""
         return await asyncio.to_thread(pinning.listing, follower())

@@ -24,6 +24,7 @@ from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.follower import VersionFollower
 from streamtune.inference.loading import ServedModel
 from streamtune.inference.middleware import BodyLimits, RequestTimer
+from streamtune.inference.oip import InferenceContentType, RetainedVersions, oip_router
 from streamtune.inference.routes import (
     VERSION_HEADER,
     WATERMARK_HEADER,
@@ -57,10 +58,15 @@ def create_app(
     limits: ServingLimits | None = None,
     admin_token: str | None = None,
     cors_origins: Sequence[str] = (),
+    model_name: str = "streamtune",
+    load_version: Callable[[int], ServedModel] | None = None,
+    public_model_info: bool = True,
 ) -> FastAPI:
     """The inference app; ``start_follower`` starts the thread that loads and swaps versions,
     ``batcher`` (started and stopped with the app) scores requests. Browsers on ``cors_origins``
-    may call the API (none: CORS off)."""
+    may call the API (none: CORS off). ``model_name`` is the model's name in the v2 protocol,
+    whose ``/versions/{v}/infer`` loads a retained version with ``load_version``. With
+    ``public_model_info`` the version listing needs no admin token."""
     limits = limits or ServingLimits()
     rejected = metrics.requests_rejected
 
@@ -86,6 +92,7 @@ def create_app(
     app.add_middleware(
         BodyLimits, max_bytes=limits.max_request_bytes, on_refused=lambda reason: rejected.labels(reason).inc()
     )
+    app.add_middleware(InferenceContentType)  # outside the body limits: it only names a missing type
     if cors_origins:
         # Outside the body limits, so a browser can read their 413/415 too. No credentials: the
         # API has no cookies, and the admin token is not for browsers.
@@ -99,7 +106,9 @@ def create_app(
     app.add_middleware(RequestTimer, metrics=metrics)  # added last: outermost, so it times refusals too
     app.include_router(scoring_router(batcher, build_request_models(limits.max_instances, limits.max_text_chars)))
     app.include_router(status_router(slot, follower, metrics))
-    app.include_router(admin_router(Pinning(store, slot, metrics), follower, admin_token))
+    app.include_router(admin_router(Pinning(store, slot, metrics), follower, admin_token, public_model_info))
+    retained = RetainedVersions(store, load_version)
+    app.include_router(oip_router(model_name, slot, batcher, retained, limits.max_instances, limits.max_text_chars))
 
     @app.exception_handler(QueueFullError)
     async def queue_full(request: Request, error: QueueFullError) -> JSONResponse:

@@ -61,7 +61,17 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     limits = ServingLimits(settings.max_instances, settings.max_text_chars, settings.max_request_bytes)
     return create_app(
-        slot, metrics, batcher, store, start_follower, limits, admin_token=token, cors_origins=settings.cors_origins
+        slot,
+        metrics,
+        batcher,
+        store,
+        start_follower,
+        limits,
+        admin_token=token,
+        cors_origins=settings.cors_origins,
+        model_name=settings.model_name,
+        load_version=loader.load,
+        public_model_info=settings.public_model_info,
     )
 
 
