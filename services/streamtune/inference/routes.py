@@ -63,7 +63,9 @@ def scoring_router(batcher: DynamicBatcher, models: RequestModels) -> APIRouter:
         instances = body.instances  # type: ignore[attr-defined]
         scored = await batcher.score([i.text for i in instances], [i.context for i in instances])
         predictions = [Prediction.model_construct(score=score) for score in scored.scores]
-        response = PredictResponse.model_construct(model_version=scored.version, predictions=predictions)
+        response = PredictResponse.model_construct(
+            model_version=scored.version, predictions=predictions, trained=scored.version > 0
+        )
         return versioned_response(response, scored.version, scored.data_watermark_ms)
 
     @router.post("/v1/rank", response_model=RankResponse, responses=SCORING_ERRORS)
@@ -73,7 +75,11 @@ def scoring_router(batcher: DynamicBatcher, models: RequestModels) -> APIRouter:
         scored = await batcher.score([c.text for c in candidates], [context] * len(candidates))
         order = sorted(range(len(candidates)), key=lambda index: -scored.scores[index])  # stable on ties
         ranked = [RankedCandidate.model_construct(id=candidates[i].id, score=scored.scores[i]) for i in order]
-        response = RankResponse.model_construct(model_version=scored.version, candidates=ranked[: body.top_k])  # type: ignore[attr-defined]
+        response = RankResponse.model_construct(
+            model_version=scored.version,
+            candidates=ranked[: body.top_k],  # type: ignore[attr-defined]
+            trained=scored.version > 0,
+        )
         return versioned_response(response, scored.version, scored.data_watermark_ms)
 
     return router
@@ -93,7 +99,9 @@ def status_router(
             return unavailable(503, "no model loaded yet")
         running = follower()
         pinned = running.pinned if running else None
-        info = ModelInfo(model_version=served.version, manifest=served.manifest, pinned=pinned)
+        info = ModelInfo(
+            model_version=served.version, manifest=served.manifest, pinned=pinned, trained=served.version > 0
+        )
         return versioned_response(info, served.version, served.data_watermark_ms)
 
     @router.get("/healthz")

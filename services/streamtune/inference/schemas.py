@@ -8,6 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+# Version 0 is the base model with a fresh, untrained head: its scores carry no information yet.
+UNTRAINED_NOTE = "False while version 0 (the base model, not trained on any event yet) is served"
+
 # Candidate ids are the caller's keys (item ids), echoed back; they need no more room than this.
 MAX_ID_CHARS = 256
 # An item id as events carry it: a string or an integer (never a bool or a float).
@@ -21,6 +24,7 @@ class Prediction(BaseModel):
 class PredictResponse(BaseModel):
     model_version: int
     predictions: list[Prediction]
+    trained: bool = Field(default=True, description=UNTRAINED_NOTE)
 
 
 class RankedCandidate(BaseModel):
@@ -31,12 +35,14 @@ class RankedCandidate(BaseModel):
 class RankResponse(BaseModel):
     model_version: int
     candidates: list[RankedCandidate] = Field(description="Highest score first, at most top_k")
+    trained: bool = Field(default=True, description=UNTRAINED_NOTE)
 
 
 class ModelInfo(BaseModel):
     model_version: int
     manifest: dict[str, Any]
     pinned: int | None = Field(description="Version pinned on this replica, None when following LATEST")
+    trained: bool = Field(default=True, description=UNTRAINED_NOTE)
 
 
 class PinRequest(BaseModel):
