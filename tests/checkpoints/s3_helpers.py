@@ -12,7 +12,9 @@ WEIGHTS = "adapter.safetensors"
 EVENTS = "events.json"
 
 
-def manifest_for(version: int, files: dict[str, FileEntry], parent: int | None = None) -> Manifest:
+def manifest_for(
+    version: int, files: dict[str, FileEntry], parent: int | None = None, metrics: dict[str, float] | None = None
+) -> Manifest:
     return Manifest(
         version=version,
         parent_version=parent,
@@ -25,6 +27,7 @@ def manifest_for(version: int, files: dict[str, FileEntry], parent: int | None =
         examples_in_version=10,
         last_train_loss=0.5,
         max_length=32,
+        metrics=metrics or {},
     )
 
 

@@ -21,18 +21,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import re
-import shutil
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from safetensors import SafetensorError
 
+from streamtune.checkpoints.checkout_cache import CheckoutCache, check_file
 from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, Manifest
 from streamtune.checkpoints.protocol import CheckedOutVersion, ManifestBuilder, PayloadWriter
 from streamtune.checkpoints.s3_objects import BucketObjects, PreconditionFailed, S3Location, make_client
@@ -60,9 +58,11 @@ class S3CheckpointStore:
         self.objects = BucketObjects(client if client is not None else make_client(), location)
         # The cache is a directory store of its own, per bucket and prefix.
         tag = hashlib.sha256(str(location).encode()).hexdigest()[:12]
-        self.cache = CheckpointStore(self.root / CACHE_DIR / tag, keep_versions)
+        self.cache = CheckoutCache(self.root / CACHE_DIR / tag, keep_versions)
         self._writer_lock = threading.Lock()
         self._held = threading.local()  # the ETag of LATEST seen when this thread took lock()
+        self._latest: int | None = None
+        self._latest_known = False
 
     @property
     def location(self) -> str:
@@ -74,7 +74,23 @@ class S3CheckpointStore:
         return sorted(version for version, names in self._numbered().items() if MANIFEST_FILE in names)
 
     def latest_version(self) -> int | None:
-        """The version LATEST names; the newest complete one if LATEST is absent or bad."""
+        """The version LATEST names; the newest complete one if LATEST is absent or bad.
+
+        When the object store cannot be read, the answer of the last successful read is kept
+        (logged): a trainer keeps training and a server keeps serving through a short outage.
+        Only a store never read successfully raises :class:`CheckpointError`.
+        """
+        try:
+            latest = self._latest_version()
+        except CheckpointError as error:
+            if not self._latest_known:
+                raise
+            logger.warning("cannot read LATEST (%s); keeping version %s", error, self._latest)
+            return self._latest
+        self._latest, self._latest_known = latest, True
+        return latest
+
+    def _latest_version(self) -> int | None:
         pointed = self._read_latest()[0]
         if pointed is not None and self.objects.exists(_object(pointed, MANIFEST_FILE)):
             return pointed
@@ -90,24 +106,18 @@ class S3CheckpointStore:
         """Check every file's size and sha256 by streaming it (nothing is kept locally)."""
         manifest = self.read_manifest(version)
         for name, entry in manifest.files.items():
-            _check_file(version, name, entry, *self.objects.stream_into(_object(version, name), None, entry.bytes))
+            check_file(version, name, entry, *self.objects.stream_into(_object(version, name), None, entry.bytes))
         return manifest
 
     def checkout(self, version: int) -> CheckedOutVersion:
-        """``version`` in the local cache, verified; downloaded first unless a cached copy of
-        the very same manifest verifies. Older cached versions beyond the retention are removed.
-        Checkouts of one cache are serialised (threads and processes: the cache's flock)."""
+        """``version`` in the local cache, verified; downloaded unless a cached copy of the very
+        same manifest verifies. Older cached versions beyond the retention are removed."""
         raw = self._manifest_bytes(version)
-        manifest = _parse_manifest(raw, version)
-        cached = self.cache.path_of(version)
-        with self.cache.lock():
-            if (cached / MANIFEST_FILE).is_file() and (cached / MANIFEST_FILE).read_bytes() == raw:
-                with contextlib.suppress(CheckpointError):
-                    return CheckedOutVersion(self.cache.verify(version), cached)
-                logger.warning("cached copy of version %d does not verify; downloading it again", version)
-            self._download(version, manifest, raw)
-            self._evict_cached(keep=version)
-            return CheckedOutVersion(self.cache.verify(version), cached)
+
+        def fetch(name: str, sink: IO[bytes], max_bytes: int) -> tuple[str, int]:
+            return self.objects.stream_into(_object(version, name), sink, max_bytes)
+
+        return self.cache.checkout(_parse_manifest(raw, version), raw, fetch)
 
     # --- writing ---------------------------------------------------------------------------
     def publish(self, write_payload: PayloadWriter, build_manifest: ManifestBuilder) -> Manifest:
@@ -127,9 +137,9 @@ class S3CheckpointStore:
         LATEST and the versions already there are untouched.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        version = max(self._numbered(), default=0) + 1  # Step 1
-        uploaded: list[str] = []
+        version, uploaded = 0, list[str]()
         try:
+            version = max(self._numbered(), default=0) + 1  # Step 1
             with tempfile.TemporaryDirectory(prefix=".tmp-upload-", dir=self.root) as staging:
                 directory = Path(staging)
                 write_payload(directory)  # Step 2
@@ -182,7 +192,10 @@ class S3CheckpointStore:
         """Optimistic: remember LATEST's ETag now; :meth:`set_latest` inside writes only if it is
         unchanged. Writers in this process also take a plain lock, so they queue as with flock."""
         with self._writer_lock:
-            self._held.etag = self._read_latest()[1]
+            try:
+                self._held.etag = self._read_latest()[1]
+            except CheckpointError as error:
+                raise PublishError(f"cannot take LATEST in {self.location}: {error}") from error
             self._held.active = True
             try:
                 yield
@@ -236,30 +249,6 @@ class S3CheckpointStore:
             raise CheckpointError(f"version {version} does not exist in {self.location}")
         return found[0]
 
-    def _download(self, version: int, manifest: Manifest, raw_manifest: bytes) -> None:
-        """Files first, manifest last, then one rename: the cache holds a version whole or not at all."""
-        self.cache.root.mkdir(parents=True, exist_ok=True)
-        temp = self.cache.root / f".tmp-{version_dirname(version)}-{uuid.uuid4().hex[:8]}"
-        try:
-            temp.mkdir()
-            for name, entry in manifest.files.items():
-                with open(temp / name, "wb") as sink:
-                    found = self.objects.stream_into(_object(version, name), sink, entry.bytes)
-                _check_file(version, name, entry, *found)
-            (temp / MANIFEST_FILE).write_bytes(raw_manifest)
-            target = self.cache.path_of(version)
-            if target.exists():  # a stale copy, or another thread's download of the same version
-                _remove_directory(target)
-            os.rename(temp, target)
-        finally:
-            shutil.rmtree(temp, ignore_errors=True)
-
-    def _evict_cached(self, keep: int) -> None:
-        """Keep ``keep`` and the newest other cached versions, up to the retention in all."""
-        cached = [version for version in self.cache.versions() if version != keep]
-        for version in cached[: max(0, len(cached) - (self.keep_versions - 1))]:
-            _remove_directory(self.cache.path_of(version))
-
     def _withdraw(self, names: list[str], version: int) -> None:
         """Delete what one publish uploaded, manifest first (best effort: a later sweep also does)."""
         if not names:
@@ -272,8 +261,12 @@ class S3CheckpointStore:
     def _prune(self) -> None:
         """Remove versions beyond the retention, never the one LATEST names: the manifest first,
         so a reader never takes a half-deleted version for a complete one."""
-        versions = self.versions()
-        protected = self.latest_version()
+        try:
+            versions = self.versions()
+            protected = self.latest_version()
+        except CheckpointError as error:
+            logger.warning("could not apply the retention: %s", error)
+            return
         for version in versions[: max(0, len(versions) - self.keep_versions)]:
             if version == protected:
                 continue
@@ -293,16 +286,3 @@ def _parse_manifest(raw: bytes, version: int) -> Manifest:
     if manifest.version != version:
         raise CheckpointError(f"the manifest of version {version} claims version {manifest.version}")
     return manifest
-
-
-def _check_file(version: int, name: str, entry: FileEntry, sha256: str, size: int) -> None:
-    if size != entry.bytes:
-        raise CheckpointError(f"version {version}: {name} is not of the {entry.bytes} bytes its manifest says")
-    if sha256 != entry.sha256:
-        raise CheckpointError(f"version {version}: {name} does not match its sha256")
-
-
-def _remove_directory(path: Path) -> None:
-    doomed = path.with_name(f".tmp-delete-{path.name}-{uuid.uuid4().hex[:8]}")
-    os.rename(path, doomed)
-    shutil.rmtree(doomed, ignore_errors=True)
