@@ -25,6 +25,7 @@ from streamtune.inference.follower import VersionFollower
 from streamtune.inference.loading import ServedModel
 from streamtune.inference.middleware import BodyLimits, RequestTimer
 from streamtune.inference.oip import InferenceContentType, RetainedVersions, oip_router
+from streamtune.inference.page import add_status_page
 from streamtune.inference.routes import (
     VERSION_HEADER,
     WATERMARK_HEADER,
@@ -109,6 +110,7 @@ def create_app(
     app.include_router(admin_router(Pinning(store, slot, metrics), follower, admin_token, public_model_info))
     retained = RetainedVersions(store, load_version)
     app.include_router(oip_router(model_name, slot, batcher, retained, limits.max_instances, limits.max_text_chars))
+    add_status_page(app, public_model_info)
 
     @app.exception_handler(QueueFullError)
     async def queue_full(request: Request, error: QueueFullError) -> JSONResponse:

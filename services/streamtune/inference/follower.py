@@ -11,6 +11,7 @@ import time
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from streamtune.checkpoints import CheckpointStore
+from streamtune.errors import CheckpointError
 from streamtune.inference.slot import ModelSlot
 from streamtune.metrics import ServingMetrics
 
@@ -57,7 +58,10 @@ class VersionFollower(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stop_requested.is_set():
-                self._slot.ensure(self.target_version())
+                try:
+                    self._slot.ensure(self.target_version())
+                except CheckpointError as error:  # the store cannot be read: keep serving, retry
+                    logger.warning("cannot read the store's LATEST: %s", error)
                 self.rounds += 1
                 self._wait_for_announcement()
         finally:
