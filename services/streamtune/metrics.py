@@ -190,6 +190,11 @@ class ServingMetrics:
         self.inference_queue_rows = Gauge(
             "streamtune_inference_queue_rows", "Instances waiting for a forward pass", registry=r
         )
+        self.inference_rows_per_second = Gauge(
+            "streamtune_inference_rows_per_second",
+            "Instances the worker scores per second of work (measured; admission control's estimate)",
+            registry=r,
+        )
         self.model_load_failures = Counter(
             "streamtune_model_load_failures_total",
             "Versions refused or failed to load (the previous version kept serving)",

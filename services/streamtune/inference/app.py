@@ -20,6 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 from streamtune.checkpoints import CheckpointStore
 from streamtune.errors import ModelNotReadyError, QueueFullError
 from streamtune.inference.admin import Pinning, admin_router
+from streamtune.inference.admission import ShedError
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.follower import VersionFollower
 from streamtune.inference.loading import ServedModel
@@ -116,6 +117,13 @@ def create_app(
     async def queue_full(request: Request, error: QueueFullError) -> JSONResponse:
         rejected.labels("queue_full").inc()
         return unavailable(429, f"the server is at capacity ({error}); retry shortly")
+
+    @app.exception_handler(ShedError)
+    async def shed(request: Request, error: ShedError) -> JSONResponse:
+        rejected.labels(error.reason).inc()
+        return JSONResponse(
+            {"detail": str(error)}, status_code=error.status, headers={"Retry-After": str(error.retry_after_s)}
+        )
 
     @app.exception_handler(ModelNotReadyError)
     async def not_ready(request: Request, error: ModelNotReadyError) -> JSONResponse:

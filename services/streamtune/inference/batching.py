@@ -10,8 +10,15 @@ the worker is busy, requests gather by themselves.
 
 The model is read once per batch, so a swap between two batches never mixes versions inside
 one, and every answer carries the version that produced its scores. A request is never split
-across batches. When the queue already holds ``max_queued`` rows a new request is refused at
-once (:class:`QueueFullError`, HTTP 429) instead of queueing without bound.
+across batches. Admission control (:mod:`streamtune.inference.admission`) refuses a request at
+the door when the rows ahead of it, at the scoring rate the worker measures batch by batch,
+would keep it waiting past the queue budget or its deadline; ``max_queued`` rows is a hard
+ceiling besides (:class:`QueueFullError`, HTTP 429). A request whose client has disconnected or
+whose deadline has passed by the time its batch forms is dropped there, never scored.
+
+Work handed in by :meth:`DynamicBatcher.run_exclusive` (a new version's warm-up) goes to the
+head of the queue: under full load it runs after the batch in progress, not after every queued
+request, so a swap is not starved by the traffic it is meant to serve.
 
 One worker is enough: torch spreads each forward over the cores already, and a single thread
 keeps forwards from competing for them. (Two single-threaded workers on two cores measured no
@@ -24,6 +31,7 @@ import asyncio
 import collections
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from streamtune.errors import ModelNotReadyError, QueueFullError
+from streamtune.inference.admission import Admission, DeadlinePassedError, ScoringRate
 from streamtune.inference.arrivals import ArrivalRate
 from streamtune.inference.loading import ServedModel
 from streamtune.metrics import ServingMetrics
@@ -56,6 +65,8 @@ class _Request:
     contexts: Sequence[str | None]
     future: asyncio.Future[Scored]
     loop: asyncio.AbstractEventLoop
+    client: str = ""
+    deadline: float = math.inf  # monotonic time after which nobody waits for the answer
     arrived: float = field(default_factory=time.monotonic)
 
     @property
@@ -81,14 +92,21 @@ class DynamicBatcher:
         max_batch: int = 64,
         max_wait_s: float = 0.005,
         max_queued: int = 1024,
+        admission: Admission | None = None,
+        default_deadline_s: float = math.inf,
     ) -> None:
         self._current = current
         self._metrics = metrics
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._max_queued = max_queued
+        self._admission = admission
+        self._default_deadline_s = default_deadline_s
+        self.rate = ScoringRate()
         self._queue: collections.deque[_Request | _Task] = collections.deque()
         self._queued_rows = 0
+        self._scoring_rows = 0  # rows of the batch being scored now
+        self._client_rows: collections.Counter[str] = collections.Counter()
         self._ready = threading.Condition()
         self._stopping = False
         self._arrivals = ArrivalRate()
@@ -110,21 +128,37 @@ class DynamicBatcher:
         """Instances waiting for a forward pass."""
         return self._queued_rows
 
-    async def score(self, texts: Sequence[str], contexts: Sequence[str | None]) -> Scored:
+    async def score(
+        self,
+        texts: Sequence[str],
+        contexts: Sequence[str | None],
+        client: str = "",
+        deadline_s: float | None = None,
+    ) -> Scored:
         """Scores for (text, context) pairs, all from one version.
 
-        Raises :class:`QueueFullError` when the queue is full and :class:`ModelNotReadyError`
-        when no version is loaded yet or the batcher is stopping.
+        ``client`` names who asks (for its share of the queue); ``deadline_s`` is how long it
+        will wait for the answer (default: the batcher's). Raises a
+        :class:`~streamtune.inference.admission.ShedError` when admission control refuses or
+        drops the request, :class:`QueueFullError` when the queue is full and
+        :class:`ModelNotReadyError` when no version is loaded yet or the batcher is stopping.
         """
         loop = asyncio.get_running_loop()
-        request = _Request(texts, contexts, loop.create_future(), loop)
+        deadline_s = self._default_deadline_s if deadline_s is None else deadline_s
+        request = _Request(texts, contexts, loop.create_future(), loop, client)
+        request.deadline = request.arrived + deadline_s
         with self._ready:
             if self._stopping:
                 raise ModelNotReadyError("the server is shutting down")
             if self._queued_rows + request.rows > self._max_queued and self._queued_rows > 0:
                 raise QueueFullError(f"{self._queued_rows} instances are already waiting")
+            if self._admission is not None:
+                ahead = self._queued_rows + self._scoring_rows
+                rate = self.rate.rows_per_second
+                self._admission.check(request.rows, ahead, self._client_rows[client], rate, deadline_s)
             self._queue.append(request)
             self._queued_rows += request.rows
+            self._client_rows[client] += request.rows
             self._arrivals.update(request.arrived)
             self._metrics.inference_queue_rows.set(self._queued_rows)
             self._ready.notify()
@@ -139,7 +173,7 @@ class DynamicBatcher:
         with self._ready:
             if self._stopping:
                 return function()
-            self._queue.append(task)
+            self._queue.appendleft(task)  # ahead of queued requests: see the module doc
             self._ready.notify()
         return task.result.result()
 
@@ -170,18 +204,48 @@ class DynamicBatcher:
                 self._ready.wait(deadline - now)
             batch: list[_Request] = []
             rows = 0
+            now = time.monotonic()
             while self._queue and isinstance(self._queue[0], _Request):
                 request = self._queue[0]
                 if batch and rows + request.rows > self._max_batch:
                     break
                 self._queue.popleft()
+                self._queued_rows -= request.rows
+                self._client_rows[request.client] -= request.rows
+                if not self._client_rows[request.client]:
+                    del self._client_rows[request.client]
+                if self._drop_if_dead(request, now):
+                    continue
                 batch.append(request)
                 rows += request.rows
-            self._queued_rows -= rows
+            self._scoring_rows = rows
             self._metrics.inference_queue_rows.set(self._queued_rows)
             return batch
 
+    def _drop_if_dead(self, request: _Request, now: float) -> bool:
+        """Settle and report a request nobody waits for any more (client gone, deadline passed)."""
+        if request.future.done():  # cancelled: the client disconnected (counted where it was noticed)
+            return True
+        if now > request.deadline:
+            waited = now - request.arrived
+            error = DeadlinePassedError(f"deadline passed after {waited:.3f} s in the queue", "deadline_passed")
+            self._metrics.requests_rejected.labels(error.reason).inc()
+            _settle(request, error=error)
+            return True
+        return False
+
     def _score_batch(self, batch: list[_Request]) -> None:
+        started = time.perf_counter()
+        try:
+            self._score_live(batch)
+        finally:
+            with self._ready:
+                rows, self._scoring_rows = self._scoring_rows, 0
+            self.rate.record(rows, time.perf_counter() - started)
+            if self.rate.rows_per_second is not None:
+                self._metrics.inference_rows_per_second.set(self.rate.rows_per_second)
+
+    def _score_live(self, batch: list[_Request]) -> None:
         live = [request for request in batch if not request.future.done()]  # cancelled: client gone
         if not live:
             return

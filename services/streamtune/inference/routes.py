@@ -4,14 +4,16 @@ No ``from __future__ import annotations`` here: FastAPI evaluates the annotation
 functions, and the request classes are local to the router factory.
 """
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from streamtune.inference.batching import DynamicBatcher
+from streamtune.inference.admission import ClientGoneError
+from streamtune.inference.batching import DynamicBatcher, Scored
 from streamtune.inference.follower import VersionFollower
 from streamtune.inference.loading import ServedModel
 from streamtune.inference.schemas import (
@@ -27,6 +29,10 @@ from streamtune.metrics import ServingMetrics
 
 VERSION_HEADER = "X-Model-Version"
 WATERMARK_HEADER = "X-Data-Watermark-Ms"
+# How long the client will wait for this answer, in milliseconds from its arrival.
+DEADLINE_HEADER = "X-Request-Deadline-Ms"
+# Who asks, for admission control's per-client share (default: the client's address).
+CLIENT_HEADER = "X-Client-Id"
 # Seconds a client should wait before retrying a 429 or 503: the queue drains in about that long.
 RETRY_AFTER_S = 1
 
@@ -34,8 +40,8 @@ NOT_READY = {503: {"description": "No model loaded yet (see the Retry-After head
 SCORING_ERRORS = {
     413: {"description": "Request body too large"},
     415: {"description": "Request body is not JSON"},
-    429: {"description": "Queue full: retry after the Retry-After header's seconds"},
-    **NOT_READY,
+    429: {"description": "This client holds its share of the queue, or the queue is full: retry after Retry-After"},
+    503: {"description": "Overloaded (expected wait over the budget) or no model loaded yet: retry after Retry-After"},
 }
 
 
@@ -52,16 +58,49 @@ def versioned_response(body: BaseModel, version: int, data_watermark_ms: int | N
     return Response(body.model_dump_json(), media_type="application/json", headers=headers)
 
 
+async def score_for(
+    request: Request, batcher: DynamicBatcher, texts: Sequence[str], contexts: Sequence[str | None]
+) -> Scored:
+    """Score through the batcher on behalf of ``request``'s client, within its deadline; if the
+    client disconnects first, its rows are withdrawn before they reach the model."""
+    client = request.headers.get(CLIENT_HEADER) or (request.client.host if request.client else "")
+    deadline_s = _deadline_s(request.headers.get(DEADLINE_HEADER))
+    scoring = asyncio.ensure_future(batcher.score(texts, contexts, client, deadline_s))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((scoring, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not scoring.done():
+        scoring.cancel()  # the batcher skips a cancelled request when its batch forms
+        raise ClientGoneError("the client disconnected before its request was scored", "client_gone")
+    return scoring.result()
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has gone (the body is already read: nothing else can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _deadline_s(header: str | None) -> float | None:
+    try:
+        value = float(header) / 1000 if header else None
+    except ValueError:
+        return None
+    return value if value is not None and value > 0 else None
+
+
 def scoring_router(batcher: DynamicBatcher, models: RequestModels) -> APIRouter:
     """``/v1/predict`` and ``/v1/rank``, both scored through the dynamic batcher."""
     router = APIRouter(tags=["scoring"])
     PredictRequest, RankRequest = models.PredictRequest, models.RankRequest
 
     @router.post("/v1/predict", response_model=PredictResponse, responses=SCORING_ERRORS)
-    async def predict(body: PredictRequest) -> Response:  # type: ignore[valid-type]
+    async def predict(body: PredictRequest, request: Request) -> Response:  # type: ignore[valid-type]
         """Score each instance with the served version."""
         instances = body.instances  # type: ignore[attr-defined]
-        scored = await batcher.score([i.text for i in instances], [i.context for i in instances])
+        scored = await score_for(request, batcher, [i.text for i in instances], [i.context for i in instances])
         predictions = [Prediction.model_construct(score=score) for score in scored.scores]
         response = PredictResponse.model_construct(
             model_version=scored.version, predictions=predictions, trained=scored.version > 0
@@ -69,10 +108,10 @@ def scoring_router(batcher: DynamicBatcher, models: RequestModels) -> APIRouter:
         return versioned_response(response, scored.version, scored.data_watermark_ms)
 
     @router.post("/v1/rank", response_model=RankResponse, responses=SCORING_ERRORS)
-    async def rank(body: RankRequest) -> Response:  # type: ignore[valid-type]
+    async def rank(body: RankRequest, request: Request) -> Response:  # type: ignore[valid-type]
         """Score every candidate against the context; best first, at most ``top_k``."""
         candidates, context = body.candidates, body.context  # type: ignore[attr-defined]
-        scored = await batcher.score([c.text for c in candidates], [context] * len(candidates))
+        scored = await score_for(request, batcher, [c.text for c in candidates], [context] * len(candidates))
         order = sorted(range(len(candidates)), key=lambda index: -scored.scores[index])  # stable on ties
         ranked = [RankedCandidate.model_construct(id=candidates[i].id, score=scored.scores[i]) for i in order]
         response = RankResponse.model_construct(

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from streamtune.checkpoints import open_store
 from streamtune.config import Settings
+from streamtune.inference.admission import Admission
 from streamtune.inference.app import ServingLimits, create_app
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.follower import VersionFollower
@@ -44,6 +45,8 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
         max_batch=settings.serve_max_batch,
         max_wait_s=settings.serve_max_wait_ms / 1000,
         max_queued=max(settings.serve_max_queue, settings.max_instances),  # a full request always fits
+        admission=Admission(settings.serve_max_queue_ms / 1000, settings.serve_client_share),
+        default_deadline_s=settings.serve_default_deadline_ms / 1000,
     )
     loader = ModelLoader(store, base_model, device, settings.max_length, warm_up_runner=batcher.run_exclusive)
     slot: ModelSlot[ServedModel] = ModelSlot(loader.load, metrics)
