@@ -29,14 +29,15 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev system-deps
 
 # Real Prometheus/promtool, nginx (config test) and docker-compose (config validation only) for the
-# deployment tests. --no-install-recommends: docker-compose would otherwise pull a Docker engine.
-SYSTEM_TOOLS := promtool prometheus docker-compose nginx
+# deployment tests; Debian's chromium and its driver for the status page's browser test.
+# --no-install-recommends: docker-compose would otherwise pull a Docker engine.
+SYSTEM_TOOLS := promtool prometheus docker-compose nginx chromium chromedriver
 system-deps:
 	@missing=0; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
 	if [ $$missing = 1 ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      prometheus docker-compose nginx >/dev/null; \
+	      prometheus docker-compose nginx chromium chromium-driver >/dev/null; \
 	  else echo "note: install $(SYSTEM_TOOLS) for the deployment tests"; fi; \
 	fi
 
