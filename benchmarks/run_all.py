@@ -24,7 +24,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-BENCHMARKS = ("ingest", "publish_swap", "pipeline_efficiency", "freshness")
+BENCHMARKS = ("ingest", "publish_swap", "store_backends", "pipeline_efficiency", "freshness")
 
 
 def _round(value: Any, digits: int = 3) -> Any:
@@ -67,11 +67,21 @@ def publish_swap_headline(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def store_backends_headline(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        f"{size}_{operation}_{backend}": _round(values[backend][operation], 4)
+        for size, values in result["results"].items()
+        for operation in ("publish_s", "cold_load_s")
+        for backend in ("local", "s3")
+    }
+
+
 HEADLINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "freshness": freshness_headline,
     "pipeline_efficiency": pipeline_headline,
     "ingest": ingest_headline,
     "publish_swap": publish_swap_headline,
+    "store_backends": store_backends_headline,
 }
 
 
