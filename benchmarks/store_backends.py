@@ -90,7 +90,7 @@ def measure(writer: VersionStore, reader: VersionStore, size: int, versions: int
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argument_parser(__doc__.splitlines()[0], NAME)
     parser.add_argument("--versions", type=int, default=None, help="versions per size (default 7; 2 with --quick)")
     args = parser.parse_args(argv)
@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     write_result(args.out, NAME, started_machine, payload, table)
-    return 0
+    return payload
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
