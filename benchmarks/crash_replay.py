@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
         args.kills, args.events = 3, 120
     started = machine()
 
-    from streamtune.testing.crash_harness import crash_stream, run_crash_replay
+    from streamtune.testing.crash_harness import CrashPlan, crash_stream, run_crash_replay
     from streamtune.testing.tiny_models import save_tiny_bert
 
     with work_directory(NAME) as work:
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
                     device="cpu",
                 )
                 stream = crash_stream(args.events, settings.holdout_share, seed=args.seed)
-                reports[label] = run_crash_replay(settings, stream, kills, run_dir, seed=args.seed)
+                reports[label] = run_crash_replay(settings, stream, CrashPlan(kills, seed=args.seed), run_dir)
 
     baseline_seconds = reports["baseline (no kill)"].seconds
     rows = [

@@ -42,8 +42,11 @@ from benchmarks.harness import (
 )
 from streamtune.config import Settings
 from streamtune.events import Event, decode_event
-from streamtune.ingest.consumer import EventIngestor, IngestConfig, TrainedPosition
+from streamtune.ingest.consumer import EventIngestor
 from streamtune.ingest.handoff import BatchHandoff
+from streamtune.ingest.ingestor_parts import IngestConfig, KafkaClients, TrainerLink
+from streamtune.ingest.positions import TrainedPosition
+from streamtune.ingest.training_batch import BatchBuilder
 from streamtune.kafka.clients import client_config, ensure_topics, make_consumer, make_producer
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling.base import load_tokenizer
@@ -205,21 +208,22 @@ def consume_rate(settings: Settings, count: int) -> float:
 def ingest_thread_rate(settings: Settings, tokenizer: Any, count: int) -> float:
     """Events/s through :class:`EventIngestor` into the hand-off, measured from its first batch."""
     handoff = BatchHandoff(settings.batch_queue_size)
+    config = IngestConfig(
+        events_topic=settings.events_topic,
+        dlq_topic=settings.dlq_topic,
+        batch_size=settings.batch_size,
+        max_batch_latency_s=settings.max_batch_latency_ms / 1000,
+        max_text_chars=MAX_TEXT_CHARS,
+    )
     ingestor = EventIngestor(
-        consumer=make_consumer(settings, settings.trainer_group_id),
-        producer=make_producer(settings),
-        tokenizer=tokenizer,
-        handoff=handoff,
-        positions=lambda: TrainedPosition({}, from_lineage=False),
-        config=IngestConfig(
-            events_topic=settings.events_topic,
-            dlq_topic=settings.dlq_topic,
-            batch_size=settings.batch_size,
-            max_batch_latency_s=settings.max_batch_latency_ms / 1000,
-            max_length=MAX_LENGTH,
-            max_text_chars=MAX_TEXT_CHARS,
+        KafkaClients(make_consumer(settings, settings.trainer_group_id), make_producer(settings)),
+        handoff,
+        config,
+        TrainerMetrics(),
+        trainer=TrainerLink(
+            positions=lambda: TrainedPosition({}, from_lineage=False),
+            builder=BatchBuilder(PairEncoder(tokenizer, MAX_LENGTH)),
         ),
-        metrics=TrainerMetrics(),
     )
     seen: list[tuple[float, int]] = []
     done = threading.Event()

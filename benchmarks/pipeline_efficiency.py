@@ -96,7 +96,7 @@ Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 
 def pretokenized(trainer: TrainerService, events: list[dict[str, Any]]) -> list[Batch]:
     """The events cut into the trainer's batches and tokenized as its ingest thread does."""
-    encode = PairEncoder(trainer.tokenizer, trainer.settings.max_length)
+    encode = PairEncoder(trainer.family.tokenizer, trainer.settings.max_length)
     size = trainer.settings.batch_size
     batches = []
     for start in range(0, len(events), size):
@@ -118,17 +118,17 @@ def warm_up(settings: Settings, events: list[dict[str, Any]]) -> None:
     for inputs, labels in pretokenized(trainer, events):
         shapes.setdefault(tuple(inputs["input_ids"].shape), (inputs, labels))
     for inputs, labels in shapes.values():
-        trainer.learner.train_step(inputs, labels)
+        trainer.family.learner.train_step(inputs, labels)
 
 
 def bare_run(settings: Settings, events: list[dict[str, Any]]) -> BareRun:
     """The trainer's learner stepping over pre-tokenized batches, and nothing else."""
     trainer = build_trainer(settings)
     batches = pretokenized(trainer, events)
-    shape = EncoderShape.of(trainer.learner.model)
+    shape = EncoderShape.of(trainer.family.learner.model)
     finished = []
     for inputs, labels in batches:
-        trainer.learner.train_step(inputs, labels)
+        trainer.family.learner.train_step(inputs, labels)
         if trainer.device.type == "cuda":
             torch.cuda.synchronize()
         finished.append(time.perf_counter())

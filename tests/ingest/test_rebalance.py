@@ -24,10 +24,14 @@ from collections import Counter
 import pytest
 from transformers import AutoTokenizer
 
-from streamtune.ingest.consumer import EventIngestor, IngestConfig, TrainedPosition
+from streamtune.ingest.consumer import EventIngestor
 from streamtune.ingest.handoff import BatchHandoff
+from streamtune.ingest.ingestor_parts import IngestConfig, KafkaClients, TrainerLink
+from streamtune.ingest.positions import TrainedPosition
+from streamtune.ingest.training_batch import BatchBuilder
 from streamtune.kafka.clients import ensure_topics, make_consumer, make_producer
 from streamtune.metrics import TrainerMetrics
+from streamtune.modeling.encoding import PairEncoder
 from streamtune.testing.crash_harness import produce_records
 from streamtune.testing.network import wait_for
 
@@ -47,20 +51,14 @@ class Member:
         self._shared = shared
         self.handoff = BatchHandoff(2)
         self.ingestor = EventIngestor(
-            consumer=make_consumer(settings, settings.trainer_group_id),
-            producer=make_producer(settings),
-            tokenizer=tokenizer,
-            handoff=self.handoff,
-            positions=lambda: TrainedPosition(dict(shared["position"]), from_lineage=True),
-            config=IngestConfig(
-                events_topic=settings.events_topic,
-                dlq_topic=settings.dlq_topic,
-                batch_size=16,
-                max_batch_latency_s=0.1,
-                max_length=32,
-                max_text_chars=1000,
+            KafkaClients(make_consumer(settings, settings.trainer_group_id), make_producer(settings)),
+            self.handoff,
+            IngestConfig(settings.events_topic, settings.dlq_topic, 16, max_batch_latency_s=0.1, max_text_chars=1000),
+            TrainerMetrics(),
+            trainer=TrainerLink(
+                positions=lambda: TrainedPosition(dict(shared["position"]), from_lineage=True),
+                builder=BatchBuilder(PairEncoder(tokenizer, 32)),
             ),
-            metrics=TrainerMetrics(),
         )
         self._stop = threading.Event()
         self._trainer = threading.Thread(target=self._train, name=f"train-{name}")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from streamtune.checkpoints import CheckpointStore
+from streamtune.evaluation.scoring import roc_auc
 from streamtune.inference.loading import ModelLoader
 from streamtune.modeling.device import select_device
 from streamtune.testing.events import produce, synthetic_events
 from streamtune.testing.network import wait_for
 from streamtune.trainer.gate.holdout import is_holdout
-from streamtune.trainer.monitor.rolling_score import roc_auc
 from streamtune.trainer.service import TrainerService
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def test_minilm_learns_from_the_stream_and_serves_the_version(settings, minilm_d
     trained = [e for e in train_events if not is_holdout(e["event_id"], settings.holdout_share)]
 
     trainer = TrainerService(settings).setup()
-    assert trainer.base_model == minilm_dir
+    assert trainer.family.base_model == minilm_dir
     stop = threading.Event()
     worker = threading.Thread(target=trainer.run, args=(stop,))
     worker.start()

@@ -6,7 +6,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from streamtune.broker import EmbeddedBroker
-from streamtune.kafka.health import ClusterWatch
+from streamtune.kafka.health import ClusterWatch, WatchTiming
 from streamtune.metrics import TrainerMetrics
 from streamtune.testing.network import free_port
 
@@ -20,7 +20,9 @@ def test_watch_reports_the_outage_and_recreates_lost_topics(tmp_path):
     broker = EmbeddedBroker(port, log_path=tmp_path / "broker.log").start()
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
-        watch = ClusterWatch(admin, {"events": 2, "events.dlq": 1}, metrics.kafka_up, recreated.append, timeout_s=1.0)
+        watch = ClusterWatch(
+            admin, {"events": 2, "events.dlq": 1}, metrics.kafka_up, recreated.append, WatchTiming(timeout_s=1.0)
+        )
         up = lambda: metrics.registry.get_sample_value("streamtune_kafka_up")  # noqa: E731
 
         assert watch.check() is True and up() == 1

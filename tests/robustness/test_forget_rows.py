@@ -11,6 +11,7 @@ from transformers import AutoTokenizer
 from streamtune.modeling.encoding import encode_pairs
 from streamtune.trainer.gate.holdout import HoldoutWindow
 from streamtune.trainer.optim.replay_buffer import ReplayBuffer
+from streamtune.trainer.token_rows import RowFormat
 
 WIDTH = 16
 ALICE, BOB, NOBODY = 11, -22, 0
@@ -23,12 +24,12 @@ def batch(tiny_model_dir):
     inputs = encode_pairs(tokenizer, texts, [None] * 8, WIDTH)
     users = np.array([ALICE, BOB, ALICE, NOBODY, BOB, ALICE, BOB, NOBODY], dtype=np.int64)
     labels = np.arange(8, dtype=np.float32)  # the label says which row it was
-    return inputs, labels, users, {"width": WIDTH, "vocab_size": len(tokenizer), "token_types": True, "pad_id": 0}
+    return inputs, labels, users, RowFormat(WIDTH, len(tokenizer), token_types=True, pad_id=0)
 
 
 def test_replay_buffer_forgets_one_users_rows(batch):
     inputs, labels, users, shape = batch
-    buffer = ReplayBuffer(100, 1 << 20, seed=0, **shape)
+    buffer = ReplayBuffer(100, 1 << 20, shape, seed=0)
     buffer.add(inputs, np.arange(8), labels, users)
     assert buffer.forget_users(np.array([ALICE])) == 3
     assert buffer.forget_users(np.array([ALICE])) == 0
@@ -40,7 +41,7 @@ def test_replay_buffer_forgets_one_users_rows(batch):
 
 def test_holdout_window_forgets_in_order_and_keeps_cached_scores(batch):
     inputs, labels, users, shape = batch
-    window = HoldoutWindow(6, **shape)  # smaller than the batch: the ring has wrapped
+    window = HoldoutWindow(6, shape)  # smaller than the batch: the ring has wrapped
     window.add(inputs, np.arange(8), labels, users)
     window.set_scores("published", np.linspace(0.1, 0.6, 6))
     assert window.labels().tolist() == [2, 3, 4, 5, 6, 7]
@@ -52,7 +53,7 @@ def test_holdout_window_forgets_in_order_and_keeps_cached_scores(batch):
 
     saved = window.state()
     assert saved["holdout.users"].tolist() == [ALICE, NOBODY, ALICE, NOBODY, ALICE]
-    restored = HoldoutWindow(6, **shape)
+    restored = HoldoutWindow(6, shape)
     restored.load_state(saved)
     assert restored.forget_users(np.array([ALICE])) == 3
     assert restored.labels().tolist() == [3, 7]
@@ -60,9 +61,9 @@ def test_holdout_window_forgets_in_order_and_keeps_cached_scores(batch):
 
 def test_windows_saved_without_tags_load_as_untagged(batch):
     inputs, labels, _, shape = batch
-    window = HoldoutWindow(8, **shape)
+    window = HoldoutWindow(8, shape)
     window.add(inputs, np.arange(4), labels[:4])
     saved = {key: value for key, value in window.state().items() if key != "holdout.users"}
-    restored = HoldoutWindow(8, **shape)
+    restored = HoldoutWindow(8, shape)
     restored.load_state(saved)
     assert len(restored) == 4 and restored.forget_users(np.array([ALICE, BOB])) == 0

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from streamtune.checkpoints import CheckpointStore
-from streamtune.ingest.consumer import ERROR_HEADER
+from streamtune.ingest.dead_letters import ERROR_HEADER
 from streamtune.testing.events import produce
 from streamtune.testing.network import wait_for
 from streamtune.testing.processes import ServiceProcess

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamtune.testing.crash_harness import crash_stream, run_crash_replay
+from streamtune.testing.crash_harness import CrashPlan, crash_stream, run_crash_replay
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def test_sigkill_never_loses_or_repeats_an_event(settings, tmp_path):
         }
     )
     stream = crash_stream(events=300, holdout_share=settings.holdout_share, seed=11)
-    report = run_crash_replay(settings, stream, kills=KILLS, log_dir=tmp_path, seed=11)
+    report = run_crash_replay(settings, stream, CrashPlan(kills=KILLS, seed=11), log_dir=tmp_path)
 
     assert report.kills >= 5
     assert report.kills_mid_stream >= 3, "the kills must strike while there is work in progress"

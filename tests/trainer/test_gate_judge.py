@@ -9,25 +9,23 @@ import torch
 
 from streamtune.modeling.base import TuningSpec, load_base_model, load_tokenizer, wrap_for_tuning
 from streamtune.modeling.encoding import encode_pairs
+from streamtune.modeling.text.learner import LearnerConfig, OnlineLearner
 from streamtune.modeling.weights import trainable_state
 from streamtune.testing.events import synthetic_events
+from streamtune.testing.text_family import text_family
 from streamtune.trainer.gate.decision import QualityGate
 from streamtune.trainer.gate.holdout import HoldoutWindow
 from streamtune.trainer.gate.judge import Gatekeeper
-from streamtune.trainer.learner import OnlineLearner
+from streamtune.trainer.token_rows import RowFormat
 
 
 @pytest.fixture
-def parts(tiny_model_dir):
-    tokenizer = load_tokenizer(tiny_model_dir)
-    torch.manual_seed(0)
-    model = wrap_for_tuning(load_base_model(tiny_model_dir), TuningSpec(tuning="full"))
-    learner = OnlineLearner(model, torch.device("cpu"), 1e-2, 0.0, warmup_steps=0)
-    return tokenizer, learner
+def family(tiny_model_dir):
+    return text_family(tiny_model_dir, LearnerConfig(1e-2))
 
 
 def window(tokenizer, capacity=16):
-    return HoldoutWindow(capacity, 32, len(tokenizer), True, tokenizer.pad_token_id)
+    return HoldoutWindow(capacity, RowFormat(32, len(tokenizer), True, tokenizer.pad_token_id))
 
 
 def add_events(holdout, tokenizer, events):
@@ -53,35 +51,35 @@ def test_window_keeps_the_newest_in_order_and_round_trips(tiny_model_dir):
     assert restored.labels().tolist() == [float(e["label"]) for e in events[3:]]
     (original,) = holdout.batches(holdout.slots()[1:])
     (reloaded,) = restored.batches()
-    assert reloaded["input_ids"].tolist() == original["input_ids"].tolist()
+    assert reloaded.inputs["input_ids"].tolist() == original.inputs["input_ids"].tolist()
 
 
-def test_cached_published_scores_equal_fresh_scores_and_the_candidate_is_put_back(parts):
-    tokenizer, learner = parts
-    holdout = window(tokenizer)
-    gatekeeper = Gatekeeper(QualityGate(1.0, 1.0, 0.0, 4, 3), holdout, "full")
-    gatekeeper.set_published(trainable_state(learner.model, "full"))
+def test_cached_published_scores_equal_fresh_scores_and_the_candidate_is_put_back(family):
+    tokenizer, learner = family.tokenizer, family.learner
+    holdout = family.holdout_window(16)
+    gatekeeper = Gatekeeper(QualityGate(1.0, 1.0, 0.0, 4, 3), holdout)
+    gatekeeper.set_published(family.snapshot())
     first, second = synthetic_events(8, seed=2, prefix="a"), synthetic_events(6, seed=3, prefix="b")
     add_events(holdout, tokenizer, first)
 
     train(learner, tokenizer, synthetic_events(8, seed=4))
-    candidate = trainable_state(learner.model, "full")
-    verdict = gatekeeper.judge(learner, candidate)
+    candidate = family.snapshot()
+    verdict = gatekeeper.judge(family, candidate)
     assert verdict.decision.publish
     gatekeeper.accept(verdict, candidate)
 
     add_events(holdout, tokenizer, second)  # new rows: only these need the published weights scored
     train(learner, tokenizer, synthetic_events(8, seed=5))
-    candidate = trainable_state(learner.model, "full")
-    verdict = gatekeeper.judge(learner, candidate)
+    candidate = family.snapshot()
+    verdict = gatekeeper.judge(family, candidate)
 
     # The live model holds the candidate again after the published weights were swapped in.
-    assert all(torch.equal(candidate[name], tensor) for name, tensor in trainable_state(learner.model, "full").items())
-    fresh_candidate = np.concatenate([learner.score(inputs).numpy() for inputs in holdout.batches()])
+    live = trainable_state(learner.model, "full")
+    assert all(torch.equal(candidate.weights[name], tensor) for name, tensor in live.items())
+    fresh_candidate = np.concatenate([family.score(batch) for batch in holdout.batches()])
     assert np.allclose(verdict.candidate_scores, fresh_candidate, atol=1e-6)
-    published = gatekeeper.published_state
-    learner.model.load_state_dict(published)
-    fresh_published = np.concatenate([learner.score(inputs).numpy() for inputs in holdout.batches()])
+    learner.model.load_state_dict(gatekeeper.published_state.weights)
+    fresh_published = np.concatenate([family.score(batch) for batch in holdout.batches()])
     assert np.allclose(holdout.scores("published"), fresh_published, atol=1e-6)
     assert verdict.figures["holdout_examples"] == 14
 
@@ -94,7 +92,7 @@ def test_l2sp_keeps_the_weights_closer_to_the_base(tiny_model_dir):
         torch.manual_seed(0)
         model = wrap_for_tuning(load_base_model(tiny_model_dir), TuningSpec(tuning="full"))
         start = {name: tensor.clone() for name, tensor in trainable_state(model, "full").items()}
-        learner = OnlineLearner(model, torch.device("cpu"), 1e-2, 0.0, warmup_steps=0, l2sp_weight=weight)
+        learner = OnlineLearner(model, torch.device("cpu"), LearnerConfig(1e-2, l2sp_weight=weight))
         for index in range(0, 64, 8):
             train(learner, tokenizer, events[index : index + 8])
         end = trainable_state(model, "full")

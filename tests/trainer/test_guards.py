@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from streamtune.modeling.text.learner import LearnerConfig, OnlineLearner
 from streamtune.trainer.dedupe import RecentIds
 from streamtune.trainer.gate.decision import QualityGate, Score
 from streamtune.trainer.gate.holdout import is_holdout
-from streamtune.trainer.learner import OnlineLearner
 from streamtune.trainer.monitor.page_hinkley import PageHinkley
 from streamtune.trainer.optim.l2sp import L2SPPenalty
 from streamtune.trainer.optim.lr_schedule import StreamSchedule
@@ -49,8 +49,9 @@ def score(mean, auc=None, examples=100):
     return Score(np.full(examples, mean), auc)
 
 
-def judge(gate, candidate, published=0.40, reference=None, examples=100, aucs=(None, None, None)):
+def judge(gate, candidate, published=0.40, reference=None, **case):
     reference = published if reference is None else reference
+    examples, aucs = case.get("examples", 100), case.get("aucs", (None, None, None))
     return gate.judge(
         score(candidate, aucs[0], examples), score(published, aucs[1], examples), score(reference, aucs[2], examples)
     )
@@ -145,7 +146,7 @@ def test_schedule_warms_up_holds_and_rewarms():
 
 def test_learner_rewarm_raises_the_rate_of_the_next_step():
     model = torch.nn.Linear(3, 1)
-    learner = OnlineLearner(model, torch.device("cpu"), 0.1, 0.0, warmup_steps=0, rewarm_factor=3.0, rewarm_steps=5)
+    learner = OnlineLearner(model, torch.device("cpu"), LearnerConfig(0.1, rewarm_factor=3.0, rewarm_steps=5))
     assert learner.learning_rate == pytest.approx(0.1)
     learner.rewarm()
     assert learner.learning_rate == pytest.approx(0.3)

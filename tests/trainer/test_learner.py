@@ -9,7 +9,7 @@ import torch
 from streamtune.modeling.base import TuningSpec, load_base_model, load_tokenizer, wrap_for_tuning
 from streamtune.modeling.encoding import encode_pairs
 from streamtune.modeling.shapes import ShapeBuckets
-from streamtune.trainer.learner import OnlineLearner
+from streamtune.modeling.text.learner import LearnerConfig, OnlineLearner
 
 CPU = torch.device("cpu")
 TEXTS = ["a great film", "an awful and boring film", "loved it, wonderful", "hated every minute of it"]
@@ -22,10 +22,10 @@ def tokenizer(tiny_model_dir):
     return load_tokenizer(tiny_model_dir)
 
 
-def learner_for(tiny_model_dir, **options) -> OnlineLearner:
+def learner_for(tiny_model_dir, shapes=None, **options) -> OnlineLearner:
     torch.manual_seed(0)
     model = wrap_for_tuning(load_base_model(tiny_model_dir), TuningSpec(tuning="lora", lora_dropout=0.1))
-    return OnlineLearner(model, CPU, learning_rate=1e-2, weight_decay=0.0, warmup_steps=0, **options)
+    return OnlineLearner(model, CPU, LearnerConfig(learning_rate=1e-2, **options), shapes=shapes)
 
 
 def trainable(learner):

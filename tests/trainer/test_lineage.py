@@ -13,9 +13,10 @@ from streamtune.errors import CheckpointError, LineageMovedError
 from streamtune.kafka.clients import ensure_topics, make_producer
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling.base import TuningSpec
+from streamtune.testing.weights_export import WeightsExport
 from streamtune.trainer.versions.files import EVENTS_FILE, STREAM_STATE_FILE, VersionEvents, read_stream_state
 from streamtune.trainer.versions.lineage import audit_lineage
-from streamtune.trainer.versions.publisher import VersionDraft, VersionPublisher
+from streamtune.trainer.versions.publisher import KafkaSide, VersionDraft, VersionPublisher
 
 
 @dataclass
@@ -34,16 +35,15 @@ def writer(settings):
     store = CheckpointStore(settings.checkpoint_dir, keep_versions=100)
     producer = make_producer(settings)
     commits: list[dict[str, int]] = []
-    publisher = VersionPublisher(
-        store, producer, settings.models_topic, commits.append, "base", TuningSpec(tuning="full"), 32, TrainerMetrics()
-    )
+    kafka = KafkaSide(producer, settings.models_topic, commits.append)
+    publisher = VersionPublisher(store, kafka, WeightsExport("base", TuningSpec(tuning="full"), 32), TrainerMetrics())
     yield Writer(store, publisher, commits)
     producer.flush(5)
 
 
 def draft(parent, trained, offset, discarded=()):
     return VersionDraft(
-        state={"weight": torch.full((2,), float(offset))},
+        snapshot={"weight": torch.full((2,), float(offset))},
         parent_version=parent,
         kafka_offsets={"events:0": offset},
         examples_seen=offset,

@@ -30,7 +30,7 @@ def test_each_fresh_event_is_scored_once_before_training(settings, tmp_path, tra
     history.write_text("".join(json.dumps(event) + "\n" for event in events))
 
     trainer = TrainerService(settings).setup()
-    assert trainer.learner.step_scores_are_predictions == (not train_dropout)
+    assert trainer.family.learner.step_scores_are_predictions == (not train_dropout)
     manifest = trainer.bootstrap(history)
 
     held_out = sum(is_holdout(event["event_id"], settings.holdout_share) for event in events[:48])

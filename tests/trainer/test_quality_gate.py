@@ -27,7 +27,7 @@ from streamtune.modeling.device import select_device
 from streamtune.testing.crash_harness import event_records, produce_records, published_records, trainer_metric
 from streamtune.testing.events import synthetic_events
 from streamtune.testing.network import wait_for
-from streamtune.trainer.monitor.rolling_score import log_losses
+from streamtune.trainer.monitor.rolling_score import trainer_log_losses
 from streamtune.trainer.service import TrainerService
 from streamtune.trainer.versions.lineage import audit_lineage
 
@@ -92,7 +92,7 @@ def test_poisoned_stretch_is_never_published(settings, tiny_model_dir):
 
     def probe_loss(version: int) -> float:
         scores = loader.load(version).predict([e["text"] for e in probe], [e["context"] for e in probe])
-        return float(log_losses(labels, np.array(scores)).mean())
+        return float(trainer_log_losses(labels, np.array(scores)).mean())
 
     good = probe_loss(last_good)
     assert good < 0.45, f"the clean stretch did not teach the model (probe log-loss {good:.3f})"

@@ -7,9 +7,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from streamtune.ingest.training_batch import select_rows
 from streamtune.modeling.encoding import encode_pairs
 from streamtune.trainer.optim.replay_buffer import ReplayBuffer
-from streamtune.trainer.token_rows import TokenRows, concat_batches, select_rows
+from streamtune.trainer.token_rows import RowFormat, TokenRows, concat_batches
 
 WIDTH = 32
 
@@ -23,8 +24,12 @@ def encode(tokenizer, texts, contexts=None):
     return encode_pairs(tokenizer, texts, contexts or [None] * len(texts), WIDTH)
 
 
+def form_of(tokenizer):
+    return RowFormat(WIDTH, len(tokenizer), token_types=True, pad_id=tokenizer.pad_token_id)
+
+
 def rows_of(tokenizer, capacity=8):
-    return TokenRows(capacity, WIDTH, len(tokenizer), token_types=True, pad_id=tokenizer.pad_token_id)
+    return TokenRows(capacity, form_of(tokenizer))
 
 
 def unpadded(inputs, row):
@@ -48,8 +53,8 @@ def test_rows_use_two_bytes_per_id_and_one_per_token_type(tokenizer):
     table = rows_of(tokenizer, capacity=100)
     assert table.ids.dtype == np.uint16  # a 30,522-token vocabulary fits
     assert table.nbytes == 100 * WIDTH * 3 + 100 * 8
-    assert TokenRows.bytes_per_row(WIDTH, len(tokenizer), True) == WIDTH * 3 + 8
-    assert TokenRows(1, WIDTH, 70_000, token_types=False, pad_id=0).ids.dtype == np.int32
+    assert form_of(tokenizer).bytes_per_row == WIDTH * 3 + 8
+    assert TokenRows(1, RowFormat(WIDTH, 70_000, token_types=False, pad_id=0)).ids.dtype == np.int32
 
 
 def test_concat_pads_to_the_wider_batch(tokenizer):
@@ -62,7 +67,7 @@ def test_concat_pads_to_the_wider_batch(tokenizer):
 
 
 def buffer_for(tokenizer, capacity, max_bytes=1 << 30, seed=0):
-    return ReplayBuffer(capacity, max_bytes, WIDTH, len(tokenizer), True, tokenizer.pad_token_id, seed=seed)
+    return ReplayBuffer(capacity, max_bytes, form_of(tokenizer), seed=seed)
 
 
 def test_reservoir_is_bounded_and_uniform_over_the_stream(tokenizer):

@@ -30,8 +30,8 @@ from streamtune.events import Event
 from streamtune.modeling import device as devices
 from streamtune.modeling.base import TuningSpec, load_base_model, load_tokenizer, wrap_for_tuning
 from streamtune.modeling.encoding import encode_pairs
+from streamtune.modeling.text.learner import LearnerConfig, OnlineLearner
 from streamtune.modeling.weights import apply_state, load_state, save_state, trainable_state
-from streamtune.trainer.learner import OnlineLearner
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +67,12 @@ class PeriodicRetrainer:
         seed = self.settings.seed + self.rounds
         torch.manual_seed(seed)  # LoRA dropout
         apply_state(self.model, self._frozen_state, self.spec.tuning)
-        learner = OnlineLearner(
-            self.model,
-            self.device,
+        config = LearnerConfig(
             learning_rate=self.settings.effective_learning_rate,
             weight_decay=self.settings.weight_decay,
             warmup_steps=self.settings.warmup_steps,
         )
+        learner = OnlineLearner(self.model, self.device, config)
         order = np.random.default_rng(seed).permutation(len(events))
         batch_size = self.settings.batch_size
         loss = None

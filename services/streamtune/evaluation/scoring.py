@@ -1,7 +1,9 @@
 """Prequential scores: ROC AUC and log-loss, overall and per window of the event stream.
 
-Pure numpy, no I/O. Every contender (transformer or River baseline) hands over its per-event
-labels and predicted probabilities in stream order, so all are scored by the same code.
+The one module of scoring functions: the evaluation, the trainer's prequential monitor and its
+quality gate all score with these. Pure numpy, no I/O. Every contender (transformer or River
+baseline) hands over its per-event labels and predicted probabilities in stream order, so all
+are scored by the same code.
 
 References
 ----------
@@ -64,6 +66,20 @@ def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float | None:
     return (rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives)
 
 
+def log_losses(labels: ArrayLike, probabilities: ArrayLike, eps: float = LOGLOSS_EPS) -> NDArray[np.float64]:
+    """Per-example binary cross-entropy, probabilities clipped to ``[eps, 1 - eps]``; soft labels
+    in ``[0, 1]`` allowed. No validation: the trainer calls it on every batch.
+
+    Examples
+    --------
+    >>> log_losses([1.0, 0.0], [0.5, 0.5]).round(4).tolist()
+    [0.6931, 0.6931]
+    """
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), eps, 1.0 - eps)
+    return -(y * np.log(p) + (1.0 - y) * np.log1p(-p))
+
+
 def log_loss(labels: ArrayLike, probabilities: ArrayLike, eps: float = LOGLOSS_EPS) -> float | None:
     """Mean binary cross-entropy, probabilities clipped to ``[eps, 1 - eps]``.
 
@@ -80,8 +96,7 @@ def log_loss(labels: ArrayLike, probabilities: ArrayLike, eps: float = LOGLOSS_E
         return None
     if p.min() < 0.0 or p.max() > 1.0:
         raise EvaluationError("probabilities must lie in [0, 1]; got a value outside")
-    p = np.clip(p, eps, 1.0 - eps)
-    return float(-np.mean(np.where(y == 1, np.log(p), np.log1p(-p))))
+    return float(np.mean(log_losses(y, p, eps)))
 
 
 @dataclass(frozen=True)
@@ -129,7 +144,7 @@ def windowed_scores(
     windows = []
     for index, start in enumerate(range(0, y.size, window)):
         stop = min(start + window, y.size)
-        windows.append(_score_slice(index=index, label=f"{start}-{stop - 1}", y=y, p=p, ts=ts, start=start, stop=stop))
+        windows.append(_score_slice((y, p, ts), index, f"{start}-{stop - 1}", range(start, stop)))
     return windows
 
 
@@ -150,7 +165,7 @@ def yearly_scores(labels: ArrayLike, probabilities: ArrayLike, timestamps: Array
     windows = []
     for index, start in enumerate(starts):
         stop = int(starts[index + 1]) if index + 1 < len(starts) else y.size
-        windows.append(_score_slice(index=index, label=str(years[start]), y=y, p=p, ts=ts, start=int(start), stop=stop))
+        windows.append(_score_slice((y, p, ts), index, str(years[start]), range(int(start), stop)))
     return windows
 
 
@@ -176,7 +191,7 @@ class ContenderResult:
         return asdict(self)
 
 
-def score_contender(
+def score_contender(  # noqa: PLR0913 - the options are keyword-only, each with a default
     name: str,
     labels: ArrayLike,
     probabilities: ArrayLike,
@@ -203,16 +218,13 @@ def score_contender(
     )
 
 
-def _score_slice(
-    *,
-    index: int,
-    label: str,
-    y: NDArray[np.int8],
-    p: NDArray[np.float64],
-    ts: NDArray[np.int64] | None,
-    start: int,
-    stop: int,
-) -> WindowScore:
+_Scored = tuple[NDArray[np.int8], NDArray[np.float64], NDArray[np.int64] | None]
+
+
+def _score_slice(scored: _Scored, index: int, label: str, span: range) -> WindowScore:
+    """Scores of the events at positions ``span`` of ``scored`` (labels, probabilities, times)."""
+    y, p, ts = scored
+    start, stop = span.start, span.stop
     ys, ps = y[start:stop], p[start:stop]
     return WindowScore(
         index=index,

@@ -9,16 +9,12 @@ The file is read lazily, so its size is not bounded by memory.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from transformers import PreTrainedTokenizerBase
-
 from streamtune.events import Event, InvalidEvent, decode_event
-from streamtune.ingest.handoff import TrainingBatch
-from streamtune.modeling.encoding import encode_pairs
+from streamtune.ingest.training_batch import BatchBuilder, TrainingBatch
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +27,10 @@ class BootstrapSummary:
 
 
 def historical_batches(
-    path: Path,
-    tokenizer: PreTrainedTokenizerBase,
-    batch_size: int,
-    max_length: int,
-    max_text_chars: int,
-    summary: BootstrapSummary,
-    pseudonymise: Callable[[str | None], str | None] | None = None,
+    path: Path, builder: BatchBuilder, *, batch_size: int, max_text_chars: int, summary: BootstrapSummary
 ) -> Iterator[TrainingBatch]:
-    """Tokenized batches of the valid events of ``path``, in file order; fills ``summary``.
-
-    User ids are replaced by ``pseudonymise`` (without one they are dropped), as at ingest."""
+    """Batches of the valid events of ``path``, in file order, built by ``builder`` exactly as
+    the stream's are (model inputs, pseudonyms); fills ``summary``."""
     pending: list[Event] = []
     with open(path, "rb") as lines:
         for number, line in enumerate(lines, start=1):
@@ -57,26 +46,7 @@ def historical_batches(
                 continue
             pending.append(decoded)
             if len(pending) == batch_size:
-                yield _batch(pending, tokenizer, max_length, pseudonymise)
+                yield builder.build(pending)
                 pending = []
     if pending:
-        yield _batch(pending, tokenizer, max_length, pseudonymise)
-
-
-def _batch(
-    events: list[Event],
-    tokenizer: PreTrainedTokenizerBase,
-    max_length: int,
-    pseudonymise: Callable[[str | None], str | None] | None,
-) -> TrainingBatch:
-    inputs = encode_pairs(tokenizer, [e.text for e in events], [e.context for e in events], max_length)
-    event_times = [e.ts_ms for e in events if e.ts_ms is not None]
-    return TrainingBatch(
-        generation=0,
-        inputs=inputs,
-        labels=torch.tensor([e.label for e in events], dtype=torch.float32),
-        event_ids=[e.event_id for e in events],
-        offsets={},
-        data_watermark_ms=max(event_times, default=None),
-        user_ids=[pseudonymise(e.user_id) if pseudonymise else None for e in events],
-    )
+        yield builder.build(pending)

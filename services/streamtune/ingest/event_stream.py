@@ -1,4 +1,5 @@
-"""The trainer's side of Kafka: its topics, its producer, the cluster watch, the ingest thread.
+"""The ingest side's face to the trainer: its topics, its producer, the cluster watch, the
+ingest thread.
 
 Kafka outages. A cluster watch (:class:`streamtune.kafka.health.ClusterWatch`) probes the
 cluster every few seconds and exports ``streamtune_kafka_up``; librdkafka reconnects by itself.
@@ -15,14 +16,15 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Callable
 
 from confluent_kafka import KafkaError
-from transformers import PreTrainedTokenizerBase
 
 from streamtune.config import Settings
-from streamtune.ingest.consumer import EventIngestor, IngestConfig, PositionSource
+from streamtune.ingest.consumer import EventIngestor
 from streamtune.ingest.handoff import BatchHandoff
+from streamtune.ingest.ingestor_parts import IngestConfig, KafkaClients, TrainerLink
+from streamtune.ingest.positions import PositionSource
+from streamtune.ingest.training_batch import BatchBuilder
 from streamtune.kafka.clients import RenewableProducer, ensure_topics, make_admin, make_consumer, make_producer
 from streamtune.kafka.health import ClusterWatch
 from streamtune.metrics import TrainerMetrics
@@ -42,20 +44,11 @@ class EventStream:
     """
 
     def __init__(
-        self,
-        settings: Settings,
-        metrics: TrainerMetrics,
-        tokenizer: PreTrainedTokenizerBase,
-        positions: PositionSource,
-        pseudonymise: Callable[[str | None], str | None],
-        pin_memory: bool,
+        self, settings: Settings, metrics: TrainerMetrics, *, builder: BatchBuilder, positions: PositionSource
     ) -> None:
         self._settings = settings
         self._metrics = metrics
-        self._tokenizer = tokenizer
-        self._positions = positions
-        self._pseudonymise = pseudonymise
-        self._pin_memory = pin_memory
+        self._trainer = TrainerLink(positions, builder)
         self._recreated_topics: queue.Queue[str] = queue.Queue()
         self.handoff = BatchHandoff(settings.batch_queue_size)
         self.ingestor: EventIngestor | None = None
@@ -74,25 +67,13 @@ class EventStream:
     def start_ingest(self) -> None:
         settings = self._settings
         self.handoff = BatchHandoff(settings.batch_queue_size)
-        self.ingestor = EventIngestor(
+        clients = KafkaClients(
             consumer=make_consumer(settings, settings.trainer_group_id, error_cb=self._on_kafka_error),
             producer=self.producer,
-            tokenizer=self._tokenizer,
-            handoff=self.handoff,
-            positions=self._positions,
-            config=IngestConfig(
-                events_topic=settings.events_topic,
-                dlq_topic=settings.dlq_topic,
-                batch_size=settings.batch_size,
-                max_batch_latency_s=settings.max_batch_latency_ms / 1000,
-                max_length=settings.max_length,
-                max_text_chars=settings.max_text_chars,
-                pin_memory=self._pin_memory,
-            ),
-            metrics=self._metrics,
-            pseudonymise=self._pseudonymise,
             probe=lambda: make_consumer(settings, f"{settings.trainer_group_id}.probe"),
         )
+        config = IngestConfig.from_settings(settings)
+        self.ingestor = EventIngestor(clients, self.handoff, config, self._metrics, trainer=self._trainer)
         self.ingestor.start()
 
     def stop_ingest(self) -> None:

@@ -13,33 +13,8 @@ import contextlib
 import queue
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
-import torch
-
-
-@dataclass
-class TrainingBatch:
-    """Tokenized stream examples plus the Kafka positions they complete.
-
-    ``offsets`` maps ``"topic:partition"`` to the next offset after this batch: every record
-    before it is either in this batch, in an earlier one, or in the dead-letter topic. A batch
-    may be empty (only invalid records were read) and then only moves the position.
-    ``user_ids`` holds pseudonyms (:mod:`streamtune.privacy`), never the ids events carry.
-    """
-
-    generation: int
-    inputs: dict[str, torch.Tensor]
-    labels: torch.Tensor
-    event_ids: list[str]
-    offsets: dict[str, int]
-    data_watermark_ms: int | None = None
-    produced_watermark_ms: int | None = None
-    produced_oldest_ms: int | None = None  # Kafka timestamp of the batch's oldest record
-    user_ids: list[str | None] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.event_ids)
+from streamtune.ingest.training_batch import TrainingBatch
 
 
 class BatchHandoff:

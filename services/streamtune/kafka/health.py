@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
@@ -23,6 +24,14 @@ from prometheus_client import Gauge
 from streamtune.kafka.clients import create_missing_topics
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WatchTiming:
+    """How often the cluster is probed, and how long one probe may wait for an answer."""
+
+    interval_s: float = 2.0
+    timeout_s: float = 2.0
 
 
 class ClusterWatch(threading.Thread):
@@ -39,16 +48,16 @@ class ClusterWatch(threading.Thread):
         topics: dict[str, int],
         up: Gauge,
         on_recreated: Callable[[str], None] | None = None,
-        interval_s: float = 2.0,
-        timeout_s: float = 2.0,
+        timing: WatchTiming | None = None,
     ) -> None:
         super().__init__(name="streamtune-kafka-watch", daemon=True)
         self._admin = admin
         self._topics = dict(topics)
         self._up = up
         self._on_recreated = on_recreated
-        self._interval_s = interval_s
-        self._timeout_s = timeout_s
+        timing = timing or WatchTiming()
+        self._interval_s = timing.interval_s
+        self._timeout_s = timing.timeout_s
         self._stop_requested = threading.Event()
         self._topic_ids: dict[str, str] = {}
         self._seen: set[str] = set()  # topics that existed at some probe

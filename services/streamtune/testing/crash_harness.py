@@ -97,16 +97,22 @@ def produce_records(bootstrap: str, topic: str, records: list[Record]) -> None:
     assert producer.flush(30) == 0, "records were not acknowledged"
 
 
-def run_crash_replay(
-    settings: Settings, stream: CrashStream, kills: int, log_dir: Path, seed: int = 0, max_delay_s: float = 0.05
-) -> CrashReport:
-    """Kill ``kills`` trainer runs at random moments, let a last one finish, audit the lineage.
+@dataclass(frozen=True)
+class CrashPlan:
+    """How many trainer runs to kill, seeded; each run is killed after a random number (1–4) of
+    its own versions plus a random delay of up to ``max_delay_s`` — about one train-and-publish
+    cycle of the tiny model, so the kill falls anywhere in it: mid-step, mid-write, between the
+    rename and LATEST, before the commit."""
 
-    Each run is killed after a random number (1–4) of its own versions plus a random delay of
-    up to ``max_delay_s`` — about one train-and-publish cycle of the tiny model, so the kill
-    falls anywhere in it: mid-step, mid-write, between the rename and LATEST, before the commit.
-    """
-    rng = random.Random(seed)
+    kills: int
+    seed: int = 0
+    max_delay_s: float = 0.05
+
+
+def run_crash_replay(settings: Settings, stream: CrashStream, plan: CrashPlan, log_dir: Path) -> CrashReport:
+    """Kill ``plan.kills`` trainer runs at random moments, let a last one finish, audit the lineage."""
+    kills, max_delay_s = plan.kills, plan.max_delay_s
+    rng = random.Random(plan.seed)
     store = CheckpointStore(settings.checkpoint_dir)
     report = CrashReport(records=len(stream.records), expected_events=len(stream.expected))
     started = time.monotonic()

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from streamtune.ingest.handoff import TrainingBatch
+from streamtune.ingest.training_batch import TrainingBatch
 from streamtune.privacy import user_tags
 from streamtune.trainer.dedupe import RecentIds
 from streamtune.trainer.gate.holdout import is_holdout

@@ -8,6 +8,8 @@ size known in advance so the buffers can be bounded in bytes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -29,13 +31,12 @@ def check_inputs(names: set[str]) -> None:
         )
 
 
-class TokenRows:
-    """A fixed-capacity table of tokenized examples with labels.
+@dataclass(frozen=True)
+class RowFormat:
+    """The shape of a tokenized row.
 
     Parameters
     ----------
-    capacity
-        Rows the table can hold (allocated up front).
     width
         Longest row (the tokenizer's ``max_length``).
     vocab_size
@@ -46,20 +47,33 @@ class TokenRows:
         Token id used to pad rows when a batch is rebuilt.
     """
 
-    def __init__(self, capacity: int, width: int, vocab_size: int, token_types: bool, pad_id: int) -> None:
+    width: int
+    vocab_size: int
+    token_types: bool
+    pad_id: int
+
+    @property
+    def id_dtype(self) -> type[np.integer]:
+        return np.uint16 if self.vocab_size <= np.iinfo(np.uint16).max + 1 else np.int32
+
+    @property
+    def bytes_per_row(self) -> int:
+        id_bytes = np.dtype(self.id_dtype).itemsize
+        return self.width * (id_bytes + (1 if self.token_types else 0)) + 4 + 4
+
+
+class TokenRows:
+    """A fixed-capacity table of tokenized examples with labels, ``capacity`` rows of ``form``
+    allocated up front."""
+
+    def __init__(self, capacity: int, form: RowFormat) -> None:
         self.capacity = capacity
-        self.width = width
-        self.pad_id = pad_id
-        id_dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.int32
-        self.ids = np.zeros((capacity, width), dtype=id_dtype)
-        self.types = np.zeros((capacity, width), dtype=np.uint8) if token_types else None
+        self.width = form.width
+        self.pad_id = form.pad_id
+        self.ids = np.zeros((capacity, form.width), dtype=form.id_dtype)
+        self.types = np.zeros((capacity, form.width), dtype=np.uint8) if form.token_types else None
         self.lengths = np.zeros(capacity, dtype=np.int32)
         self.labels = np.zeros(capacity, dtype=np.float32)
-
-    @staticmethod
-    def bytes_per_row(width: int, vocab_size: int, token_types: bool) -> int:
-        id_bytes = 2 if vocab_size <= np.iinfo(np.uint16).max + 1 else 4
-        return width * (id_bytes + (1 if token_types else 0)) + 4 + 4
 
     @property
     def nbytes(self) -> int:
@@ -142,9 +156,3 @@ def concat_batches(
         ]
         stacked[name] = torch.cat(parts)
     return stacked
-
-
-def select_rows(inputs: dict[str, torch.Tensor], rows: np.ndarray) -> dict[str, torch.Tensor]:
-    """The given rows of a batch."""
-    index = torch.from_numpy(rows.astype(np.int64))
-    return {name: tensor.index_select(0, index) for name, tensor in inputs.items()}

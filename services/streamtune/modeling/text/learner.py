@@ -15,7 +15,7 @@ from streamtune.trainer.optim.lr_schedule import StreamSchedule
 
 
 @dataclass(frozen=True)
-class StepResult:
+class LearnerStep:
     """What one training step reports.
 
     ``probabilities`` are the model's outputs for the batch's rows in the step's own forward
@@ -25,6 +25,21 @@ class StepResult:
 
     loss: float
     probabilities: torch.Tensor  # on the CPU, one per row of the batch as given
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """How the learner steps: AdamW's rate and decay, the schedule (warm-up, re-warm after a
+    drift alarm), the L2-SP weight, dropout in training steps and the compile backend."""
+
+    learning_rate: float
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    rewarm_factor: float = 1.0
+    rewarm_steps: int = 0
+    l2sp_weight: float = 0.0
+    dropout: bool = True
+    compile_backend: str | None = None
 
 
 class OnlineLearner:
@@ -45,18 +60,7 @@ class OnlineLearner:
     """
 
     def __init__(
-        self,
-        model: torch.nn.Module,
-        device: torch.device,
-        learning_rate: float,
-        weight_decay: float,
-        warmup_steps: int,
-        rewarm_factor: float = 1.0,
-        rewarm_steps: int = 0,
-        l2sp_weight: float = 0.0,
-        dropout: bool = True,
-        compile_backend: str | None = None,
-        shapes: ShapeBuckets | None = None,
+        self, model: torch.nn.Module, device: torch.device, config: LearnerConfig, *, shapes: ShapeBuckets | None = None
     ) -> None:
         self.model = model.to(device)
         self.device = device
@@ -64,14 +68,15 @@ class OnlineLearner:
         if not trainable:
             raise ValueError("the model has no trainable parameters")
         self.optimizer = torch.optim.AdamW(
-            trainable, lr=learning_rate, weight_decay=weight_decay, fused=device.type == "cuda"
+            trainable, lr=config.learning_rate, weight_decay=config.weight_decay, fused=device.type == "cuda"
         )
-        self.schedule = StreamSchedule(warmup_steps, rewarm_factor, rewarm_steps)
+        self.schedule = StreamSchedule(config.warmup_steps, config.rewarm_factor, config.rewarm_steps)
         self._scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         # Anchored here, before any version's weights are applied: the pull is towards the base.
-        self.l2sp = L2SPPenalty(self.model, l2sp_weight) if l2sp_weight > 0 else None
-        self._dropout = dropout
-        self._forward = self.model if compile_backend is None else compile_model(self.model, device, compile_backend)
+        self.l2sp = L2SPPenalty(self.model, config.l2sp_weight) if config.l2sp_weight > 0 else None
+        self._dropout = config.dropout
+        backend = config.compile_backend
+        self._forward = self.model if backend is None else compile_model(self.model, device, backend)
         self.shapes = shapes
         self.steps = 0
 
@@ -81,7 +86,7 @@ class OnlineLearner:
 
     @property
     def step_scores_are_predictions(self) -> bool:
-        """Whether :attr:`StepResult.probabilities` equal what :meth:`score` would have said."""
+        """Whether :attr:`LearnerStep.probabilities` equal what :meth:`score` would have said."""
         return not self._dropout
 
     def rewarm(self) -> None:
@@ -119,7 +124,7 @@ class OnlineLearner:
         """One optimisation step on a batch; returns its loss."""
         return self.step(inputs, labels).loss
 
-    def step(self, inputs: dict[str, torch.Tensor], labels: torch.Tensor) -> StepResult:
+    def step(self, inputs: dict[str, torch.Tensor], labels: torch.Tensor) -> LearnerStep:
         """One optimisation step on a batch; its loss and the rows' pre-update probabilities."""
         self.model.train(self._dropout)
         rows = len(labels)
@@ -141,4 +146,4 @@ class OnlineLearner:
         self._scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.steps += 1
-        return StepResult(float(loss.detach()), probabilities.cpu())
+        return LearnerStep(float(loss.detach()), probabilities.cpu())

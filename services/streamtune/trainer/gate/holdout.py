@@ -16,11 +16,14 @@ reaches the held-out examples of every version the trainer loads (:meth:`Holdout
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
+from streamtune.ingest.training_batch import TrainingBatch
 from streamtune.trainer.dedupe import id_hash
-from streamtune.trainer.token_rows import TokenRows
+from streamtune.trainer.token_rows import RowFormat, TokenRows
 
 _HOLDOUT_SALT = b"holdout"
 _HASH_SPACE = float(2**64)
@@ -48,8 +51,8 @@ class HoldoutWindow:
     that arrived since the last decision.
     """
 
-    def __init__(self, capacity: int, width: int, vocab_size: int, token_types: bool, pad_id: int) -> None:
-        self._rows = TokenRows(capacity, width, vocab_size, token_types, pad_id)
+    def __init__(self, capacity: int, form: RowFormat) -> None:
+        self._rows = TokenRows(capacity, form)
         self.capacity = capacity
         self._size = 0
         self._next = 0  # ring position of the next write
@@ -86,11 +89,11 @@ class HoldoutWindow:
     def labels(self) -> np.ndarray:
         return self._rows.labels[self.slots()].astype(np.float64)
 
-    def batches(self, slots: np.ndarray | None = None, size: int = HOLDOUT_BATCH_ROWS):
-        """Model batches over ``slots`` (default: the whole window, oldest first)."""
+    def batches(self, slots: np.ndarray | None = None, size: int = HOLDOUT_BATCH_ROWS) -> Iterator[TrainingBatch]:
+        """Batches of the rows at ``slots`` (default: the whole window, oldest first)."""
         slots = self.slots() if slots is None else slots
         for start in range(0, len(slots), size):
-            yield self._rows.batch(slots[start : start + size])[0]
+            yield TrainingBatch.of_inputs(*self._rows.batch(slots[start : start + size]))
 
     def _cache(self, name: str) -> np.ndarray:
         return self._cached.setdefault(name, np.full(self.capacity, np.nan, dtype=np.float64))

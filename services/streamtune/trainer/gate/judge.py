@@ -1,9 +1,11 @@
 """Score a candidate, the published and the reference weights on the holdout window, and let
 the gate decide.
 
-The published and reference weights (see :mod:`streamtune.trainer.gate.decision`) are kept as CPU copies
-of the trainable state — usually one and the same; for full fine-tuning each distinct one is a
-copy of the model. Scoring them means swapping them into the live model for a moment and back;
+The published and reference weights (see :mod:`streamtune.trainer.gate.decision`) are kept as
+snapshots of the model family (:meth:`~streamtune.modeling.family.ModelFamily.snapshot`) —
+usually one and the same; for full fine-tuning each distinct one is a copy of the model. Scoring
+them means swapping them into the live model for a moment and back
+(:meth:`~streamtune.modeling.family.ModelFamily.scoring_as`);
 the holdout window caches their scores per example, so a decision scores them only on examples
 that arrived since the previous one, and the candidate on the whole window (a few hundred
 examples: milliseconds for the tiny test model, about a second for MiniLM on two CPU cores).
@@ -15,17 +17,15 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from streamtune.modeling.weights import apply_state
+from streamtune.metrics import TrainerMetrics
+from streamtune.modeling.family import ModelFamily
 from streamtune.trainer.gate.decision import GateDecision, QualityGate, Score
 from streamtune.trainer.gate.holdout import HoldoutWindow
-from streamtune.trainer.learner import OnlineLearner
-from streamtune.trainer.monitor.rolling_score import log_losses, roc_auc
+from streamtune.trainer.monitor.rolling_score import trainer_auc, trainer_log_losses
 
 logger = logging.getLogger(__name__)
 
-Weights = dict[str, torch.Tensor]
 PUBLISHED = "published"
 REFERENCE = "reference"
 
@@ -38,37 +38,42 @@ class Verdict:
     figures: dict[str, float] = field(default_factory=dict)
     candidate_scores: np.ndarray | None = None
 
+    def record(self, metrics: TrainerMetrics) -> None:
+        """Export the holdout log-losses behind the decision (``streamtune_holdout_loss``)."""
+        for model, suffix in (("candidate", ""), ("published", "_published"), ("reference", "_reference")):
+            if f"holdout_logloss{suffix}" in self.figures:
+                metrics.holdout_loss.labels(model=model).set(self.figures[f"holdout_logloss{suffix}"])
+
 
 class Gatekeeper:
     """Owns the holdout window, the published and reference weights, and the :class:`QualityGate`."""
 
-    def __init__(self, gate: QualityGate, holdout: HoldoutWindow, tuning: str) -> None:
+    def __init__(self, gate: QualityGate, holdout: HoldoutWindow) -> None:
         self.gate = gate
         self.holdout = holdout
-        self._tuning = tuning
-        self.published_state: dict[str, torch.Tensor] = {}
-        self._reference_state: dict[str, torch.Tensor] = {}
+        self.published_state: object = None
+        self._reference_state: object = None
 
-    def set_published(self, state: dict[str, torch.Tensor]) -> None:
+    def set_published(self, state: object) -> None:
         """The published weights changed by other means than :meth:`accept` (start, rollback)."""
         self.published_state = self._reference_state = state
         self.holdout.forget_scores(PUBLISHED)
         self.holdout.forget_scores(REFERENCE)
         self.gate.reset()
 
-    def judge(self, learner: OnlineLearner, candidate_state: dict[str, torch.Tensor]) -> Verdict:
+    def judge(self, family: ModelFamily, candidate_state: object) -> Verdict:
         """Compare the model as it is now (``candidate_state``) with the published weights."""
         examples = len(self.holdout)
         if not self.gate.can_judge(examples):
             unjudged = Score(np.zeros(examples))
             return Verdict(self.gate.judge(unjudged, unjudged, unjudged))
         labels = self.holdout.labels()
-        candidate = self._score(learner, None)
-        published = self._cached_scores(learner, PUBLISHED, self.published_state, candidate_state)
+        candidate = self._score(family, None)
+        published = self._cached_scores(family, PUBLISHED, self.published_state, candidate_state)
         if self._reference_state is self.published_state:
             reference = published
         else:
-            reference = self._cached_scores(learner, REFERENCE, self._reference_state, candidate_state)
+            reference = self._cached_scores(family, REFERENCE, self._reference_state, candidate_state)
         scores = {
             name: _score(labels, values)
             for name, values in (("", candidate), ("_published", published), ("_reference", reference))
@@ -81,7 +86,7 @@ class Gatekeeper:
         decision = self.gate.judge(scores[""], scores["_published"], scores["_reference"])
         return Verdict(decision, figures, candidate)
 
-    def accept(self, verdict: Verdict, candidate_state: dict[str, torch.Tensor]) -> None:
+    def accept(self, verdict: Verdict, candidate_state: object) -> None:
         """The candidate was published: its weights and holdout scores are the published ones."""
         if verdict.decision.new_reference:
             self._reference_state = candidate_state
@@ -95,27 +100,24 @@ class Gatekeeper:
         else:
             self.holdout.set_scores(name, scores)
 
-    def _cached_scores(self, learner: OnlineLearner, name: str, state: Weights, candidate_state: Weights) -> np.ndarray:
+    def _cached_scores(self, family: ModelFamily, name: str, state: object, candidate_state: object) -> np.ndarray:
         """Scores of ``state`` on the window, computing only the ones not cached yet."""
         unscored = self.holdout.unscored_slots(name)
         if len(unscored):
-            apply_state(learner.model, state, self._tuning)
-            try:
-                self.holdout.set_scores(name, self._score(learner, unscored), unscored)
-            finally:
-                apply_state(learner.model, candidate_state, self._tuning)
+            with family.scoring_as(state, candidate_state):
+                self.holdout.set_scores(name, self._score(family, unscored), unscored)
         return self.holdout.scores(name)
 
-    def _score(self, learner: OnlineLearner, slots: np.ndarray | None) -> np.ndarray:
+    def _score(self, family: ModelFamily, slots: np.ndarray | None) -> np.ndarray:
         """Scores at ``slots`` (default: the window, oldest first), batched by length: rows of
         similar length share a batch, so little compute goes into padding."""
         slots = self.holdout.slots() if slots is None else slots
         by_length = np.argsort(self.holdout.lengths(slots), kind="stable")
-        parts = [learner.score(inputs).numpy() for inputs in self.holdout.batches(slots[by_length])]
+        parts = [family.score(batch) for batch in self.holdout.batches(slots[by_length])]
         scores = np.empty(len(slots), dtype=np.float64)
         scores[by_length] = np.concatenate(parts) if parts else np.empty(0)
         return scores
 
 
 def _score(labels: np.ndarray, scores: np.ndarray) -> Score:
-    return Score(log_losses(labels, scores), roc_auc(labels >= 0.5, scores))
+    return Score(trainer_log_losses(labels, scores), trainer_auc(labels, scores))

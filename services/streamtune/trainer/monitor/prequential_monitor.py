@@ -1,21 +1,22 @@
 """Prequential scoring of the stream, and the drift test on it.
 
 Every fresh event is scored by the model before it learns it (test-then-train). The scores feed
-the rolling log-loss and AUC (:mod:`streamtune.trainer.monitor.rolling_score`) and a Page-Hinkley test on
-the per-example log-loss (:mod:`streamtune.trainer.monitor.page_hinkley`), whose alarm re-warms the learning
-rate from the next step on.
+the rolling log-loss and AUC (:mod:`streamtune.trainer.monitor.rolling_score`) and a Page-Hinkley
+test on the per-example log-loss (:mod:`streamtune.trainer.monitor.page_hinkley`), whose alarm
+makes the model family adapt faster (the text family re-warms its learning rate from the next
+step on).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
 from streamtune.metrics import TrainerMetrics
-from streamtune.trainer.learner import OnlineLearner
 from streamtune.trainer.monitor.page_hinkley import PageHinkley
-from streamtune.trainer.monitor.rolling_score import RollingScore, log_losses
+from streamtune.trainer.monitor.rolling_score import RollingScore, trainer_log_losses
 
 logger = logging.getLogger(__name__)
 
@@ -24,18 +25,12 @@ class PrequentialMonitor:
     """Rolling prequential scores and the drift test, exported as metrics."""
 
     def __init__(
-        self,
-        learner: OnlineLearner,
-        drift: PageHinkley,
-        metrics: TrainerMetrics,
-        rewarm_steps: int,
-        window: int = 2000,
+        self, drift: PageHinkley, metrics: TrainerMetrics, *, on_drift: Callable[[], None], window: int = 2000
     ) -> None:
         self.score = RollingScore(window=window)
         self.drift = drift
-        self._learner = learner
+        self._on_drift = on_drift
         self._metrics = metrics
-        self._rewarm_steps = rewarm_steps
 
     def record(self, labels: np.ndarray, probabilities: np.ndarray) -> None:
         """Score the model's predictions from before it learned these rows."""
@@ -44,18 +39,17 @@ class PrequentialMonitor:
         auc = self.score.auc()
         if auc is not None:
             self._metrics.prequential_auc.set(auc)
-        for loss in log_losses(labels, probabilities):
+        for loss in trainer_log_losses(labels, probabilities):
             if self.drift.update(float(loss)).drift:
                 self._metrics.drift_detected.inc()
-                self._learner.rewarm()
+                self._on_drift()
                 logger.warning(
                     "drift detected on the prequential log-loss (Page-Hinkley statistic %.1f > %.1f, "
-                    "rolling loss %.4f): learning rate re-warmed to %.2e for %d steps",
+                    "rolling loss %.4f): the model adapts faster for a while (the text family re-warms "
+                    "its learning rate)",
                     self.drift.statistic,
                     self.drift.threshold,
                     self.score.logloss(),
-                    self._learner.learning_rate,
-                    self._rewarm_steps,
                 )
 
     def as_metrics(self) -> dict[str, float]:

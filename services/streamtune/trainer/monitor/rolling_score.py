@@ -1,5 +1,9 @@
 """Rolling prequential (test-then-train) scores: each example is scored before it is learned.
 
+The scores themselves come from :mod:`streamtune.evaluation.scoring`, the one module of scoring
+functions; the trainer clips probabilities a little harder than the evaluation
+(:data:`PREQUENTIAL_EPS`), so one confident mistake cannot dominate a short window.
+
 Reference: Dawid, "Present position and potential developments: some personal views —
 statistical theory, the prequential approach", JRSS A 147(2), 1984.
 """
@@ -10,7 +14,27 @@ from collections import deque
 
 import numpy as np
 
-_EPS = 1e-7
+from streamtune.evaluation.scoring import log_losses, roc_auc
+
+PREQUENTIAL_EPS = 1e-7
+
+
+def trainer_log_losses(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per-example log-losses as the trainer counts them (clipped at :data:`PREQUENTIAL_EPS`).
+
+    >>> trainer_log_losses(np.array([1.0, 0.0]), np.array([0.5, 0.5])).round(4).tolist()
+    [0.6931, 0.6931]
+    """
+    return log_losses(labels, scores, PREQUENTIAL_EPS)
+
+
+def trainer_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC AUC with hard labels (label >= 0.5); None until both classes are seen, and for
+    non-finite scores (a diverged model), which the gate and the metrics then simply lack."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all():
+        return None
+    return roc_auc(np.asarray(labels) >= 0.5, scores)
 
 
 class RollingScore:
@@ -36,13 +60,11 @@ class RollingScore:
     def logloss(self) -> float:
         if not self._labels:
             return float("nan")
-        y = np.asarray(self._labels)
-        p = np.clip(np.asarray(self._scores), _EPS, 1 - _EPS)
-        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        return float(np.mean(trainer_log_losses(np.asarray(self._labels), np.asarray(self._scores))))
 
     def auc(self) -> float | None:
         """Mann–Whitney AUC with hard labels (label >= 0.5); None until both classes are seen."""
-        return roc_auc(np.asarray(self._labels) >= 0.5, np.asarray(self._scores))
+        return trainer_auc(np.asarray(self._labels), np.asarray(self._scores))
 
     def as_metrics(self) -> dict[str, float]:
         metrics = {"prequential_logloss": self.logloss(), "prequential_examples": float(len(self))}
@@ -50,32 +72,3 @@ class RollingScore:
         if auc is not None:
             metrics["prequential_auc"] = auc
         return {name: value for name, value in metrics.items() if np.isfinite(value)}
-
-
-def log_losses(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Per-example binary log-loss of probabilities ``scores`` (clipped away from 0 and 1).
-
-    >>> log_losses(np.array([1.0, 0.0]), np.array([0.5, 0.5])).round(4).tolist()
-    [0.6931, 0.6931]
-    """
-    p = np.clip(np.asarray(scores, dtype=np.float64), _EPS, 1 - _EPS)
-    y = np.asarray(labels, dtype=np.float64)
-    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
-
-
-def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float | None:
-    """Area under the ROC curve from average ranks (ties count one half)."""
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return None
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=float)
-    sorted_scores = scores[order]
-    # Average ranks over runs of equal scores.
-    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
-    starts = np.concatenate(([0], boundaries))
-    ends = np.concatenate((boundaries, [len(scores)]))
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

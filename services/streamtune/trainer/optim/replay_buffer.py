@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from streamtune.trainer.token_rows import TokenRows
+from streamtune.trainer.token_rows import RowFormat, TokenRows
 
 
 class ReplayBuffer:
@@ -30,25 +30,15 @@ class ReplayBuffer:
         Most examples held.
     max_bytes
         Most bytes the token table may take; lowers ``capacity`` if needed.
-    width, vocab_size, token_types, pad_id
-        Shape of the rows (see :class:`TokenRows`).
+    form
+        Shape of the rows (:class:`~streamtune.trainer.token_rows.RowFormat`).
     seed
         Seed of the sampling generator (reproducible runs).
     """
 
-    def __init__(
-        self,
-        capacity: int,
-        max_bytes: int,
-        width: int,
-        vocab_size: int,
-        token_types: bool,
-        pad_id: int,
-        seed: int = 0,
-    ) -> None:
-        per_row = TokenRows.bytes_per_row(width, vocab_size, token_types)
-        self.capacity = max(0, min(capacity, max_bytes // per_row))
-        self._rows = TokenRows(self.capacity, width, vocab_size, token_types, pad_id)
+    def __init__(self, capacity: int, max_bytes: int, form: RowFormat, *, seed: int = 0) -> None:
+        self.capacity = max(0, min(capacity, max_bytes // form.bytes_per_row))
+        self._rows = TokenRows(self.capacity, form)
         self._added_at = np.zeros(self.capacity, dtype=np.int64)  # arrival number of each slot
         self._users = np.zeros(self.capacity, dtype=np.int64)  # pseudonym tag of each slot's user
         self._size = 0

@@ -8,7 +8,9 @@
     lineage exactly once — the exactly-once audit (:mod:`streamtune.trainer.versions.lineage`).
 ``stream_state.safetensors``
     What the trainer needs to resume exactly where this version stands: the deduplication
-    window (64-bit id hashes) and the gate's holdout window (compact token rows).
+    window (64-bit id hashes), the gate's holdout window (compact token rows) and the model
+    family's trainer-only state (under ``family.``, e.g. optimizer moments; the text family
+    keeps none).
 
 Both are listed with their sha256 in the manifest like the weights, so they are verified
 before use. Versions without them (written by an older trainer) read as empty.
@@ -28,6 +30,8 @@ from streamtune.errors import CheckpointError
 EVENTS_FILE = "events.json"
 STREAM_STATE_FILE = "stream_state.safetensors"
 EVENTS_FORMAT = 1
+RECENT_IDS = "recent_ids"
+FAMILY_PREFIX = "family."
 
 
 @dataclass
@@ -84,6 +88,19 @@ def read_stream_state(directory: Path) -> dict[str, np.ndarray]:
         return load_file(str(path))
     except Exception as error:  # safetensors raises its own error types for corrupt headers
         raise CheckpointError(f"{path} is not a valid safetensors file: {error}") from error
+
+
+def pack_stream_state(
+    recent_ids: np.ndarray, holdout: dict[str, np.ndarray], family: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The arrays of ``stream_state.safetensors`` (see the module doc)."""
+    return {RECENT_IDS: recent_ids, **holdout, **{f"{FAMILY_PREFIX}{name}": array for name, array in family.items()}}
+
+
+def family_state(stream_state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model family's trainer-only state inside a version's stream state."""
+    start = len(FAMILY_PREFIX)
+    return {key[start:]: value for key, value in stream_state.items() if key.startswith(FAMILY_PREFIX)}
 
 
 def _string(value: object) -> str:

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-import torch
 
 from streamtune.checkpoints import Manifest
-from streamtune.ingest.handoff import TrainingBatch
+from streamtune.ingest.training_batch import TrainingBatch
 from streamtune.trainer.versions.files import VersionEvents
 from streamtune.trainer.versions.publisher import VersionDraft
 
 
+@dataclass(frozen=True)
+class StreamStanding:
+    """Where the trainer stands when it drafts a version: the trained Kafka position, the
+    examples seen by the lineage, the figures for the manifest and the stream state to save."""
+
+    position: dict[str, int]
+    examples_seen: int
+    metrics: dict[str, float]
+    stream_state: dict[str, np.ndarray]
+
+
 class VersionLedger:
-    """Trained, discarded, held-out and duplicate events since the last publish.
+    """Trained, discarded, held-out and duplicate events since the last publish."""
 
-    ``replay_mark`` is the replay buffer's arrival count at the last publish, so the examples a
-    refused candidate added to the buffer can be forgotten with it.
-    """
-
-    def __init__(self, replay_mark: int = 0) -> None:
-        self.replay_mark = replay_mark
+    def __init__(self) -> None:
         self.batches = 0
         self.examples = 0
         self.last_loss: float | None = None
@@ -58,30 +65,23 @@ class VersionLedger:
         self.last_loss = self.data_watermark_ms = self.produced_watermark_ms = self.produced_oldest_ms = None
         return discarded
 
-    def draft(
-        self,
-        state: dict[str, torch.Tensor],
-        parent: Manifest | None,
-        position: dict[str, int],
-        examples_seen: int,
-        metrics: dict[str, float],
-        stream_state: dict[str, np.ndarray],
-    ) -> VersionDraft:
-        """The next version: ``state`` (the weights), trained from ``parent``, at ``position``."""
+    def draft(self, snapshot: object, parent: Manifest | None, stream: StreamStanding) -> VersionDraft:
+        """The next version: ``snapshot`` (the model), trained from ``parent``, standing at
+        ``stream`` (position, examples seen, scores, stream state)."""
         return VersionDraft(
-            state=state,
+            snapshot=snapshot,
             parent_version=parent.version if parent else None,
-            kafka_offsets=dict(position),
-            examples_seen=examples_seen,
+            kafka_offsets=dict(stream.position),
+            examples_seen=stream.examples_seen,
             examples_in_version=self.examples,
             last_train_loss=self.last_loss,
             # Watermarks never go back: a version's are at least its parent's.
             data_watermark_ms=_max(self.data_watermark_ms, parent.data_watermark_ms if parent else None),
             produced_watermark_ms=_max(self.produced_watermark_ms, parent.produced_watermark_ms if parent else None),
             produced_oldest_ms=self.produced_oldest_ms,
-            metrics=metrics,
+            metrics=stream.metrics,
             events=self.events(),
-            stream_state=stream_state,
+            stream_state=stream.stream_state,
         )
 
     def events(self) -> VersionEvents:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 from confluent_kafka import Producer
 
 from streamtune.checkpoints import CheckpointStore, Manifest
@@ -18,8 +18,7 @@ from streamtune.checkpoints.manifest import FileEntry
 from streamtune.errors import LineageMovedError, PublishError
 from streamtune.kafka.clients import RenewableProducer
 from streamtune.metrics import TrainerMetrics
-from streamtune.modeling.base import TuningSpec
-from streamtune.modeling.weights import save_state
+from streamtune.modeling.family import ModelExport
 from streamtune.trainer.versions.files import VersionEvents, write_events, write_stream_state
 
 logger = logging.getLogger(__name__)
@@ -29,9 +28,9 @@ _FLUSH_TIMEOUT_S = 10.0
 
 @dataclass
 class VersionDraft:
-    """What the training loop hands over: weights and the bookkeeping that goes with them."""
+    """What the training loop hands over: the model snapshot and the bookkeeping that goes with it."""
 
-    state: dict[str, torch.Tensor]
+    snapshot: object
     parent_version: int | None
     kafka_offsets: dict[str, int]
     examples_seen: int
@@ -45,27 +44,25 @@ class VersionDraft:
     produced_oldest_ms: int | None = None
 
 
+@dataclass(frozen=True)
+class KafkaSide:
+    """The Kafka side of publishing: the producer whose dead letters a version covers, the topic
+    that announces versions, and the commit of offsets once a version is durable."""
+
+    producer: Producer | RenewableProducer
+    models_topic: str
+    commit_offsets: Callable[[dict[str, int]], None]
+
+
 class VersionPublisher:
     """Owns the durability protocol of the trainer (see :meth:`publish`)."""
 
-    def __init__(
-        self,
-        store: CheckpointStore,
-        producer: Producer | RenewableProducer,
-        models_topic: str,
-        commit_offsets: Callable[[dict[str, int]], None],
-        base_model: str,
-        spec: TuningSpec,
-        max_length: int,
-        metrics: TrainerMetrics,
-    ) -> None:
+    def __init__(self, store: CheckpointStore, kafka: KafkaSide, family: ModelExport, metrics: TrainerMetrics) -> None:
         self._store = store
-        self._producer = producer
-        self._models_topic = models_topic
-        self._commit_offsets = commit_offsets
-        self._base_model = base_model
-        self._spec = spec
-        self._max_length = max_length
+        self._producer = kafka.producer
+        self._models_topic = kafka.models_topic
+        self._commit_offsets = kafka.commit_offsets
+        self._family = family
         self._metrics = metrics
 
     def publish(self, draft: VersionDraft) -> Manifest:
@@ -75,9 +72,9 @@ class VersionPublisher:
         1. flush the producer: every dead letter covered by the draft's offsets is acknowledged
            by the cluster (otherwise a crash after step 2 would skip records never dead-lettered);
         2. under the store's lock, check that LATEST still names the draft's parent (else a
-           rollback happened: raise :class:`LineageMovedError`), then write the version — weights,
-           ``events.json``, ``stream_state.safetensors`` — (temp dir, fsync, rename, LATEST):
-           durable from here;
+           rollback happened: raise :class:`LineageMovedError`), then write the version — the
+           model family's files, ``events.json``, ``stream_state.safetensors`` — (temp dir,
+           fsync, rename, LATEST): durable from here;
         3. announce it on the models topic (a hint: servers also poll the store);
         4. commit the offsets to the consumer group — never before step 2.
         A failure in steps 1–2 raises :class:`PublishError` and leaves store and offsets as they
@@ -95,9 +92,10 @@ class VersionPublisher:
                     raise LineageMovedError(
                         f"LATEST names version {latest}, the draft was trained from {draft.parent_version}"
                     )
+                model: dict[str, Any] = {}
                 manifest = self._store.publish(
-                    lambda directory: self._write_payload(directory, draft),
-                    lambda version, files: self._manifest(version, files, draft),
+                    lambda directory: model.update(self._write_payload(directory, draft)),
+                    lambda version, files: self._manifest(version, files, draft, model),
                 )
         except LineageMovedError:
             raise
@@ -122,24 +120,29 @@ class VersionPublisher:
         )
         return manifest
 
-    def _write_payload(self, directory: Path, draft: VersionDraft) -> None:
-        save_state(draft.state, self._spec.tuning, directory)
+    def _write_payload(self, directory: Path, draft: VersionDraft) -> dict[str, Any]:
+        """Every file of the version; returns the manifest fields the model family gave."""
+        parent = None
+        if self._family.writes_deltas and draft.parent_version is not None:
+            parent = self._store.path_of(draft.parent_version)
+        model = self._family.export(directory, draft.snapshot, parent=parent)
         write_events(directory, draft.events)
         write_stream_state(directory, draft.stream_state)
+        return model
 
-    def _manifest(self, version: int, files: dict[str, FileEntry], draft: VersionDraft) -> Manifest:
+    def _manifest(
+        self, version: int, files: dict[str, FileEntry], draft: VersionDraft, model: dict[str, Any]
+    ) -> Manifest:
         return Manifest(
             version=version,
             parent_version=draft.parent_version,
-            base_model=self._base_model,
-            tuning=self._spec.to_dict(),
+            **model,
             created_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
             files=files,
             kafka_offsets=dict(draft.kafka_offsets),
             examples_seen=draft.examples_seen,
             examples_in_version=draft.examples_in_version,
             last_train_loss=draft.last_train_loss,
-            max_length=self._max_length,
             data_watermark_ms=draft.data_watermark_ms,
             produced_watermark_ms=draft.produced_watermark_ms,
             produced_oldest_ms=draft.produced_oldest_ms,
