@@ -146,10 +146,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
     from streamtune.datasets.cli import add_datasets_command
+    from streamtune.demo.cli import add_demo_command
     from streamtune.evaluation.cli import add_evaluate_command
 
     add_datasets_command(commands)
     add_evaluate_command(commands)
+    add_demo_command(commands)
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -18,7 +18,7 @@ COMPOSE = REPO / "docker-compose.yml"
 GPU_OVERRIDE = REPO / "docker" / "compose.gpu.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 NGINX_CONF = REPO / "docker" / "nginx" / "inference.conf"
-SERVICES = {"kafka", "trainer", "inference", "lb", "prometheus", "grafana"}
+SERVICES = {"kafka", "minio", "trainer", "inference", "lb", "prometheus", "grafana"}
 # Settings of the embedded development broker: meaningless inside the stack.
 NOT_PASSED_TO_CONTAINERS = {"STREAMTUNE_BROKER_BIN", "STREAMTUNE_BROKER_PORT"}
 ENV_LINE = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
@@ -97,22 +97,32 @@ def test_kafka_is_a_single_kraft_node_with_an_internal_listener(stack: dict[str,
         assert service["depends_on"]["kafka"]["condition"] == "service_healthy"
 
 
-def test_trainer_and_inference_share_the_checkpoint_volume(stack: dict[str, Any]) -> None:
-    mounts = {}
+def test_trainer_and_inference_share_the_store_in_minio_and_no_volume(stack: dict[str, Any]) -> None:
+    minio = stack["services"]["minio"]["environment"]
     for name in ("trainer", "inference"):
         service = stack["services"][name]
-        target = service["environment"]["STREAMTUNE_CHECKPOINT_DIR"]
-        found = [v for v in service["volumes"] if v.split(":")[1] == target]
-        assert len(found) == 1, f"{name} does not mount {target}"
-        mounts[name] = found[0].split(":")
-    assert mounts["trainer"][0] == mounts["inference"][0]
-    assert mounts["trainer"][0] in stack["volumes"], "a named volume, not a host path"
-    assert mounts["inference"][2] == "ro", "replicas only read the store"
+        env = service["environment"]
+        assert env["STREAMTUNE_CHECKPOINT_URI"] == f"s3://{minio['S3_BUCKET']}/checkpoints"
+        assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+            minio["S3_ACCESS_KEY_ID"],
+            minio["S3_SECRET_ACCESS_KEY"],
+        )
+        assert service["depends_on"]["minio"]["condition"] == "service_healthy"
+        # The local directory is only a cache: each container has its own.
+        targets = [volume.split(":")[1] if ":" in volume else volume for volume in service["volumes"]]
+        assert env["STREAMTUNE_CHECKPOINT_DIR"] in targets, f"{name} has no writable cache there"
+    trainer_volume = stack["services"]["trainer"]["volumes"][0].split(":")[0]
+    assert trainer_volume in stack["volumes"], "the trainer's state is a named volume, not a host path"
+    assert ":" not in stack["services"]["inference"]["volumes"][0], "one anonymous cache volume per replica"
+    assert "minio-data" in [v.split(":")[0] for v in stack["services"]["minio"]["volumes"]]
 
 
 def test_bind_mounted_files_exist(stack: dict[str, Any]) -> None:
     for name, service in stack["services"].items():
         for volume in service.get("volumes", []):
+            if ":" not in volume:  # an anonymous volume: no source
+                continue
             source = volume.split(":")[0]
             if source.startswith("/"):
                 assert Path(source).exists(), f"{name} mounts missing {source}"
