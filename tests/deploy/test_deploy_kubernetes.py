@@ -95,7 +95,7 @@ def test_only_known_custom_resources_and_one_namespace(overlay: tuple[str, list[
         assert obj["metadata"].get("namespace") == NAMESPACE, obj["metadata"]["name"]
 
 
-def test_trainer_is_a_single_recreated_writer_of_the_checkpoint_volume(
+def test_trainer_is_a_single_recreated_writer_with_its_own_state_volume(
     overlay: tuple[str, list[dict[str, Any]]],
 ) -> None:
     name, objects = overlay
@@ -108,11 +108,11 @@ def test_trainer_is_a_single_recreated_writer_of_the_checkpoint_volume(
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec(trainer)["volumes"]}
     store = [n for n, m in mounts.items() if m["mountPath"] == config["STREAMTUNE_CHECKPOINT_DIR"]]
-    assert len(store) == 1, "the trainer must mount the checkpoint store at STREAMTUNE_CHECKPOINT_DIR"
+    assert len(store) == 1, "the trainer must mount its state at STREAMTUNE_CHECKPOINT_DIR"
     assert not mounts[store[0]].get("readOnly", False)
     claim = volumes[store[0]]["persistentVolumeClaim"]["claimName"]
     pvc = find_object(objects, "PersistentVolumeClaim", claim)
-    assert "ReadWriteMany" in pvc["spec"]["accessModes"], "replicas on other nodes read the store"
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"], "one pod writes it: no shared filesystem"
 
     limits = c.get("resources", {}).get("limits", {})
     env = {e["name"]: e.get("value") for e in c.get("env", [])}
@@ -126,7 +126,7 @@ def test_trainer_is_a_single_recreated_writer_of_the_checkpoint_volume(
         assert env.get("STREAMTUNE_DEVICE") == "cpu"
 
 
-def test_inference_replicas_probes_and_read_only_store(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+def test_inference_replicas_probes_and_own_cache(overlay: tuple[str, list[dict[str, Any]]]) -> None:
     _, objects = overlay
     inference = find_object(objects, "Deployment", INFERENCE)
     config = find_object(objects, "ConfigMap", "streamtune-config")["data"]
@@ -140,8 +140,28 @@ def test_inference_replicas_probes_and_read_only_store(overlay: tuple[str, list[
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         assert c[probe]["httpGet"]["path"] == path
         assert c[probe]["httpGet"]["port"] in (ports["http"], "http")
-    store = [m for m in c["volumeMounts"] if m["mountPath"] == config["STREAMTUNE_CHECKPOINT_DIR"]]
-    assert len(store) == 1 and store[0]["readOnly"] is True
+    cache = [m for m in c["volumeMounts"] if m["mountPath"] == config["STREAMTUNE_CHECKPOINT_DIR"]]
+    assert len(cache) == 1, "replicas need a writable download cache at STREAMTUNE_CHECKPOINT_DIR"
+    volumes = {v["name"]: v for v in pod_spec(inference)["volumes"]}
+    assert "emptyDir" in volumes[cache[0]["name"]], "each replica's own cache, not a shared volume"
+
+
+def test_the_store_is_in_object_storage_and_nothing_needs_read_write_many(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    config = find_object(objects, "ConfigMap", "streamtune-config")["data"]
+    assert config["STREAMTUNE_CHECKPOINT_URI"].startswith("s3://")
+    for claim in (o for o in objects if o["kind"] == "PersistentVolumeClaim"):
+        assert "ReadWriteMany" not in claim["spec"]["accessModes"], claim["metadata"]["name"]
+    storage = find_object(objects, "ConfigMap", "streamtune-object-storage")["data"]
+    assert set(storage) <= {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"}
+    credentials = find_object(objects, "Secret", "streamtune-object-storage")
+    assert not credentials.get("data") and not credentials.get("stringData"), "no credentials in git"
+    for deployment in (o for o in objects if o["kind"] == "Deployment"):
+        for c in pod_spec(deployment)["containers"]:
+            assert {"configMapRef": {"name": "streamtune-object-storage"}} in c["envFrom"]
+            assert {"secretRef": {"name": "streamtune-object-storage", "optional": True}} in c["envFrom"]
 
 
 def test_hpa_and_pdb_cover_the_inference_pods(overlay: tuple[str, list[dict[str, Any]]]) -> None:
