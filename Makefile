@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: up test test-fast bench lint format system-deps install install-dev clean
+.PHONY: up demo test test-fast bench lint format system-deps install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ system-deps:
 
 up: install
 	$(BIN)/streamtune up
+
+# With `make up` running in another terminal: a synthetic stream with a drift, and the served
+# model's prequential AUC as it learns.
+demo: install
+	$(BIN)/streamtune demo
 
 test: install-dev
 	$(BIN)/ruff check services tests

@@ -18,6 +18,8 @@ import structlog
 LogFormat = Literal["text", "json"]
 # uvicorn configures these itself unless told not to; they must reach the root handler instead.
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# Libraries that log every request or every load at info level: quiet unless debugging.
+CHATTY_LOGGERS = ("httpx", "httpcore", "urllib3")
 _HANDLER_NAME = "streamtune"
 
 
@@ -27,6 +29,7 @@ def _formatter(log_format: LogFormat) -> logging.Formatter:
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+        _drop_color_message,
     ]
     if log_format == "json":
         renderers: list[structlog.types.Processor] = [
@@ -67,13 +70,25 @@ def configure_logging(level: str = "info", log_format: LogFormat = "text", strea
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    if log_format == "json":
-        _silence_library_progress_bars()
+    if log_format == "json" or not (stream or sys.stderr).isatty():
+        _silence_library_progress_bars()  # a bar redrawn with \r is noise in a file or a collector
+    debug = level.lower() == "debug"
+    if not debug:
+        # Read when transformers is imported: its per-load reports are for debugging.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
     for name in UVICORN_LOGGERS:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
         uvicorn_logger.setLevel(level.upper())
+
+
+def _drop_color_message(_logger: object, _name: str, event: dict) -> dict:
+    # uvicorn attaches an ANSI-coloured copy of its message as an extra field.
+    event.pop("color_message", None)
+    return event
 
 
 def _silence_library_progress_bars() -> None:
