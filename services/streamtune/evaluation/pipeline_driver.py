@@ -3,7 +3,7 @@
 The protocol makes the scores independent of timing (same events, same seed: same numbers):
 
 1. **score** a chunk of events through each server's ``/v1/predict`` (requests of
-   :data:`REQUEST_SIZE` instances), recording per event the version that answered;
+   :data:`~streamtune.evaluation.served_store.REQUEST_SIZE` instances), recording per event the version that answered;
 2. **train**: for each online lineage in turn, produce the chunk to its events topic (one
    partition, so the stream order is the file's) and wait until its server serves a version
    whose manifest covers the chunk (its ``kafka_offsets`` reach the chunk's end);
@@ -32,7 +32,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +41,18 @@ from streamtune.checkpoints import CheckpointStore, Manifest
 from streamtune.checkpoints.manifest import offset_key
 from streamtune.config import Settings
 from streamtune.evaluation.children import ChildService, free_port
-from streamtune.evaluation.contenders import ONLINE_LORA, ScoreLog
+from streamtune.evaluation.contenders import ONLINE_LORA
 from streamtune.evaluation.errors import EvaluationError
 from streamtune.evaluation.plan import RunPlan
+from streamtune.evaluation.served_store import STEP_TIMEOUT_S, ServedStore
 from streamtune.evaluation.server_client import ServerClient
-from streamtune.events import Event
 from streamtune.kafka.clients import ensure_topics, make_producer
 
 logger = logging.getLogger(__name__)
 
-REQUEST_SIZE = 64
 # A day: no batch ever closes on time, so batch boundaries depend on event counts alone.
 _NEVER_MS = 86_400_000
 _START_TIMEOUT_S = 600.0
-# Generous: a chunk of full fine-tuning on two busy cores can take minutes; a dead child is
-# noticed at once anyway.
-_STEP_TIMEOUT_S = 1800.0
 
 
 def trainer_overrides(plan: RunPlan, batch_size: int) -> dict[str, Any]:
@@ -74,47 +70,6 @@ def trainer_overrides(plan: RunPlan, batch_size: int) -> dict[str, Any]:
         "holdout_share": 0.0,
         "store_poll_seconds": 0.1,  # servers notice a new LATEST quickly (announcements too)
     }
-
-
-@dataclasses.dataclass
-class ServedStore:
-    """An inference server process, the store it follows, and a client for it."""
-
-    name: str
-    store: CheckpointStore
-    server: ChildService
-    client: ServerClient
-    topic_key: str
-    _covered: dict[int, int] = dataclasses.field(default_factory=lambda: {0: 0})
-
-    def covered(self, version: int) -> int:
-        """How many leading events of the stream ``version`` was trained on (0: the base model)."""
-        if version not in self._covered:
-            self.remember(self.store.read_manifest(version).kafka_offsets, version)
-        return self._covered[version]
-
-    def remember(self, offsets: dict[str, int], version: int) -> int:
-        self._covered[version] = int(offsets.get(self.topic_key, 0))
-        return self._covered[version]
-
-    def score(self, events: Sequence[Event], log: ScoreLog) -> None:
-        """Step 1: score ``events`` through ``/v1/predict`` and log who answered."""
-        with log.timed():
-            for start in range(0, len(events), REQUEST_SIZE):
-                part = events[start : start + REQUEST_SIZE]
-                answer = self.client.predict([{"text": e.text, "context": e.context} for e in part])
-                log.add(answer.scores, answer.version, self.covered(answer.version), answer.data_watermark_ms)
-
-    def wait_until_covers(self, position: int, check: Callable[[], None]) -> tuple[int, dict[str, Any]]:
-        """Block until the server serves a version trained on events ``[0, position)``."""
-        return self.client.wait_for_model(
-            lambda version, manifest: (
-                version > 0 and self.remember(manifest.get("kafka_offsets") or {}, version) >= position
-            ),
-            _STEP_TIMEOUT_S,
-            f"{self.name} to serve a version covering {position} events",
-            check,
-        )
 
 
 @dataclasses.dataclass
@@ -275,14 +230,14 @@ class LockstepDriver:
         """Copy the version ``tuning``'s server serves into every branch's store and wait
         until each branch serves it; returns the copied manifest."""
         source = self.lineages[tuning].served
-        version, _ = source.client.wait_for_model(lambda version, _: version > 0, _STEP_TIMEOUT_S, "a warm-up version")
+        version, _ = source.client.wait_for_model(lambda version, _: version > 0, STEP_TIMEOUT_S, "a warm-up version")
         manifest = source.store.verify(version)
         for branch in self.branches.values():
             copied = branch_version(source.store, version, branch.store)
             branch.remember(copied.kafka_offsets, copied.version)
             branch.client.wait_for_model(
                 lambda served, _, expected=copied.version: served == expected,
-                _STEP_TIMEOUT_S,
+                STEP_TIMEOUT_S,
                 f"{branch.name} to serve the warm-up version",
                 self.check_children,
             )

@@ -32,9 +32,10 @@ from streamtune.evaluation.contenders import (
 from streamtune.evaluation.event_slice import EventSlice
 from streamtune.evaluation.freshness import freshness
 from streamtune.evaluation.periodic import PeriodicRetrainer
-from streamtune.evaluation.pipeline_driver import LockstepDriver, ServedStore, trainer_overrides
+from streamtune.evaluation.pipeline_driver import LockstepDriver, trainer_overrides
 from streamtune.evaluation.plan import RunPlan, plan_run
 from streamtune.evaluation.scoring import ContenderResult, roc_auc, score_contender
+from streamtune.evaluation.served_store import ServedStore
 
 logger = logging.getLogger(__name__)
 

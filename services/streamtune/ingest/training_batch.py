@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from streamtune.events import Event
+from streamtune.privacy import user_tags
 
 # (item texts, contexts) → model inputs, one row per pair; chosen by the model family.
 BatchEncoder = Callable[[Sequence[str], Sequence[str | None]], dict[str, torch.Tensor]]
@@ -57,6 +58,12 @@ class TrainingBatch:
         """Stored rows known by their model inputs and labels only (the holdout's, the replay
         buffer's): no ids, no raw fields, no position."""
         return cls(generation=0, inputs=inputs, labels=labels, event_ids=[""] * len(labels), offsets={})
+
+    def user_tags(self) -> np.ndarray:
+        """Pseudonym tags of the rows (0: no user, or a batch without user ids)."""
+        if len(self.user_ids) != len(self):
+            return np.zeros(len(self), dtype=np.int64)
+        return user_tags(self.user_ids)
 
     def select(self, rows: np.ndarray) -> TrainingBatch:
         """The batch restricted to ``rows`` (indices, in that order), without Kafka positions."""

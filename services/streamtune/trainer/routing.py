@@ -8,7 +8,6 @@ from typing import NamedTuple
 import numpy as np
 
 from streamtune.ingest.training_batch import TrainingBatch
-from streamtune.privacy import user_tags
 from streamtune.trainer.dedupe import RecentIds
 from streamtune.trainer.gate.holdout import is_holdout
 
@@ -33,10 +32,3 @@ def route(batch: TrainingBatch, recent: RecentIds, holdout_share: float) -> Rout
         fresh.append(row)
         (held_out if is_holdout(event_id, holdout_share) else to_train).append(row)
     return Routes(*(np.array(rows, dtype=np.int64) for rows in (fresh, held_out, to_train)))
-
-
-def batch_user_tags(batch: TrainingBatch) -> np.ndarray:
-    """Pseudonym tags of the batch's rows (0: no user, or a batch without user ids)."""
-    if len(batch.user_ids) != len(batch):
-        return np.zeros(len(batch), dtype=np.int64)
-    return user_tags(batch.user_ids)

@@ -59,7 +59,7 @@ from streamtune.trainer.dedupe import RecentIds
 from streamtune.trainer.forget_users import forget_users
 from streamtune.trainer.history_bootstrap import bootstrap_from_file
 from streamtune.trainer.monitor.prequential_monitor import PrequentialMonitor
-from streamtune.trainer.routing import batch_user_tags, route
+from streamtune.trainer.routing import route
 from streamtune.trainer.versions.cadence import PublishSchedule
 from streamtune.trainer.versions.files import RECENT_IDS, family_state, pack_stream_state, read_stream_state
 from streamtune.trainer.versions.ledger import StreamStanding, VersionLedger
@@ -198,7 +198,7 @@ class TrainerService:
             if held_out.size:
                 labels = batch.labels.numpy()[held_out]
                 self.scoring.record(labels, self.family.score(batch.select(held_out)))
-                self.gatekeeper.holdout.add(batch.inputs, held_out, labels, batch_user_tags(batch)[held_out])
+                self.gatekeeper.holdout.add_batch(batch, held_out)
                 self.metrics.events_held_out.inc(int(held_out.size))
                 self.metrics.holdout_examples.set(len(self.gatekeeper.holdout))
             if routes.to_train.size:

@@ -35,7 +35,6 @@ from streamtune.modeling.text.setup import TextSettings, build_learner, build_re
 from streamtune.modeling.weights import apply_state, load_state, save_state, trainable_state
 from streamtune.trainer.gate.holdout import HoldoutWindow
 from streamtune.trainer.optim.replay_buffer import ReplayBuffer
-from streamtune.trainer.routing import batch_user_tags
 from streamtune.trainer.token_rows import concat_batches
 
 logger = logging.getLogger(__name__)
@@ -101,7 +100,7 @@ class TextFamily:
         result = self.learner.step(inputs, labels)
         predictions = result.probabilities[: len(batch)] if scored is None else scored
         rows = np.arange(len(batch))
-        self.replay.add(batch.inputs, rows, batch.labels.numpy(), batch_user_tags(batch))
+        self.replay.add(batch.inputs, rows, batch.labels.numpy(), batch.user_tags())
         self._metrics.train_batch_size.observe(len(labels))
         self._metrics.learning_rate.set(self.learner.learning_rate)
         self._metrics.replay_buffer_examples.set(len(self.replay))

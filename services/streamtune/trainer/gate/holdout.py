@@ -82,6 +82,10 @@ class HoldoutWindow:
             self._next = (self._next + 1) % self.capacity
             self._size = min(self._size + 1, self.capacity)
 
+    def add_batch(self, batch: TrainingBatch, rows: np.ndarray) -> None:
+        """Append the given rows of ``batch`` with their labels and users."""
+        self.add(batch.inputs, rows, batch.labels.numpy()[rows], batch.user_tags()[rows])
+
     def lengths(self, slots: np.ndarray) -> np.ndarray:
         """Tokens in the rows at ``slots``."""
         return self._rows.lengths[slots]

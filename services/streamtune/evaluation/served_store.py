@@ -1,0 +1,60 @@
+"""One inference server of the evaluation, the store it follows, and what it has been trained on:
+step 1 of the lock-step protocol (:mod:`streamtune.evaluation.pipeline_driver`) scores through it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from streamtune.checkpoints import CheckpointStore
+from streamtune.evaluation.children import ChildService
+from streamtune.evaluation.contenders import ScoreLog
+from streamtune.evaluation.server_client import ServerClient
+from streamtune.events import Event
+
+REQUEST_SIZE = 64
+# Generous: a chunk of full fine-tuning on two busy cores can take minutes; a dead child is
+# noticed at once anyway.
+STEP_TIMEOUT_S = 1800.0
+
+
+@dataclasses.dataclass
+class ServedStore:
+    """An inference server process, the store it follows, and a client for it."""
+
+    name: str
+    store: CheckpointStore
+    server: ChildService
+    client: ServerClient
+    topic_key: str
+    _covered: dict[int, int] = dataclasses.field(default_factory=lambda: {0: 0})
+
+    def covered(self, version: int) -> int:
+        """How many leading events of the stream ``version`` was trained on (0: the base model)."""
+        if version not in self._covered:
+            self.remember(self.store.read_manifest(version).kafka_offsets, version)
+        return self._covered[version]
+
+    def remember(self, offsets: dict[str, int], version: int) -> int:
+        self._covered[version] = int(offsets.get(self.topic_key, 0))
+        return self._covered[version]
+
+    def score(self, events: Sequence[Event], log: ScoreLog) -> None:
+        """Step 1: score ``events`` through ``/v1/predict`` and log who answered."""
+        with log.timed():
+            for start in range(0, len(events), REQUEST_SIZE):
+                part = events[start : start + REQUEST_SIZE]
+                answer = self.client.predict([{"text": e.text, "context": e.context} for e in part])
+                log.add(answer.scores, answer.version, self.covered(answer.version), answer.data_watermark_ms)
+
+    def wait_until_covers(self, position: int, check: Callable[[], None]) -> tuple[int, dict[str, Any]]:
+        """Block until the server serves a version trained on events ``[0, position)``."""
+        return self.client.wait_for_model(
+            lambda version, manifest: (
+                version > 0 and self.remember(manifest.get("kafka_offsets") or {}, version) >= position
+            ),
+            STEP_TIMEOUT_S,
+            f"{self.name} to serve a version covering {position} events",
+            check,
+        )
