@@ -162,11 +162,11 @@ class S3CheckpointStore:
                 raise PublishError(f"could not write version {version} to {self.location}: {error}") from error
             raise
         try:
-            self.set_latest(version)  # Step 5
+            self._point_latest(version)  # Step 5 (the manifest was just written: no need to look)
         except LineageMovedError:
             self._withdraw(uploaded, version)
             raise
-        self._prune()  # Step 6
+        self._prune(latest=version)  # Step 6
         return manifest
 
     def set_latest(self, version: int) -> None:
@@ -174,6 +174,9 @@ class S3CheckpointStore:
         thread took :meth:`lock` (or since it is read here, outside a lock)."""
         if not self.objects.exists(_object(version, MANIFEST_FILE)):
             raise CheckpointError(f"version {version} does not exist in {self.location}")
+        self._point_latest(version)
+
+    def _point_latest(self, version: int) -> None:
         etag = self._held.etag if getattr(self._held, "active", False) else self._read_latest()[1]
         try:
             new_etag = self.objects.put(
@@ -258,21 +261,22 @@ class S3CheckpointStore:
         except CheckpointError as error:
             logger.warning("could not withdraw the objects of version %d: %s", version, error)
 
-    def _prune(self) -> None:
-        """Remove versions beyond the retention, never the one LATEST names: the manifest first,
-        so a reader never takes a half-deleted version for a complete one."""
+    def _prune(self, latest: int) -> None:
+        """Remove versions beyond the retention, never ``latest`` (what LATEST names): the
+        manifest first, so a reader never takes a half-deleted version for a complete one.
+        One listing serves it all: a publish pays one request here when nothing is due."""
         try:
-            versions = self.versions()
-            protected = self.latest_version()
+            numbered = self._numbered()
         except CheckpointError as error:
             logger.warning("could not apply the retention: %s", error)
             return
+        versions = sorted(version for version, names in numbered.items() if MANIFEST_FILE in names)
         for version in versions[: max(0, len(versions) - self.keep_versions)]:
-            if version == protected:
+            if version == latest:
                 continue
             try:
                 self.objects.delete([_object(version, MANIFEST_FILE)])
-                self.objects.delete(list(self.objects.names(version_dirname(version) + "/")))
+                self.objects.delete([_object(version, name) for name in numbered[version] - {MANIFEST_FILE}])
             except CheckpointError as error:
                 logger.warning("could not remove old version %d: %s", version, error)
 
