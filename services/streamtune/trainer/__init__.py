@@ -1,1 +1,2 @@
-"""The trainer: online fine-tuning from the event stream, publishing versions."""
+"""The trainer: the online training recipe (service.py) and the rooms around it — the quality
+gate, versions and publishing, optimisation guards, and stream monitoring."""
