@@ -3,6 +3,7 @@ embedded broker, moto's S3 API, and `streamtune rollback` against the bucket."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import torch
 
@@ -21,9 +22,11 @@ from streamtune.testing.events import synthetic_events
 from streamtune.testing.network import wait_for
 from streamtune.trainer.gate.holdout import is_holdout
 from streamtune.trainer.versions.lineage import audit_lineage
+from tests.inference.serving import serving
 from tests.support.versions import publish_perturbed_version
 
 TEXTS = ["a wonderful film", "an awful film"]
+TOKEN = "admin-token-for-tests-0123"
 
 
 def test_the_server_loads_versions_from_object_storage(tmp_path, s3_bucket, s3_server, tiny_model_dir):
@@ -43,6 +46,29 @@ def test_the_server_loads_versions_from_object_storage(tmp_path, s3_bucket, s3_s
     client.put_object(Bucket=s3_bucket, Key=key, Body=bytes(data))
     with pytest.raises(ModelLoadError, match="sha256"):
         loader.load(1)
+
+
+def test_the_server_follows_pins_and_unpins_versions_in_a_bucket(settings, tmp_path, s3_bucket):
+    settings = settings.model_copy(update={"checkpoint_uri": f"s3://{s3_bucket}/served"})
+    store = open_store(settings.checkpoint_uri, tmp_path / "publisher")
+    for seed in (1, 2):
+        publish_perturbed_version(store, settings.base_model, seed=seed)
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    with serving(settings, admin_token=TOKEN) as server:
+
+        def served_version() -> int:
+            return httpx.get(f"{server.url}/v1/model", timeout=30).json()["model_version"]
+
+        assert served_version() == 2
+        pinned = httpx.post(f"{server.url}/v1/admin/pin", json={"version": 1}, headers=admin, timeout=30)
+        assert pinned.json() == {"model_version": 1, "pinned": 1}
+        answer = httpx.post(f"{server.url}/v1/predict", json={"instances": [{"text": "x"}]}, timeout=30)
+        assert answer.headers["X-Model-Version"] == "1"
+        httpx.post(f"{server.url}/v1/admin/unpin", headers=admin, timeout=30).raise_for_status()
+        publish_perturbed_version(store, settings.base_model, seed=3)
+        wait_for(lambda: served_version() == 3, 30, what="the server following LATEST in the bucket")
+    cached = sorted(path.name for path in (settings.checkpoint_dir / "s3-cache").glob("*/v*"))
+    assert cached == ["v00000001", "v00000002", "v00000003"]  # the server's own verified copies
 
 
 @pytest.mark.slow
