@@ -245,11 +245,12 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from streamtune.replay import replay
+    from streamtune.replay import ReplayPace, replay
 
     if not args.file.is_file():  # before connecting or creating topics
         raise ConfigurationError(f"{args.file}: no such events file")
-    summary = replay(_settings(args), args.file, rate=args.rate, limit=args.limit, progress=not args.no_progress)
+    pace = ReplayPace(rate=args.rate, limit=args.limit, progress=not args.no_progress)
+    summary = replay(_settings(args), args.file, pace)
     print(summary, file=sys.stderr)
     return 1 if summary.failed else 0
 

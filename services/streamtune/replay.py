@@ -32,17 +32,23 @@ class ReplaySummary:
         )
 
 
-def replay(
-    settings: Settings,
-    path: Path,
-    rate: float | None = None,
-    limit: int | None = None,
-    key_field: str | None = "user_id",
-    progress: bool = True,
-) -> ReplaySummary:
-    """Produce each line of ``path`` as one message, keyed by ``key_field`` when present so a
-    user's events stay in order on one partition. Lines are sent as they are: invalid ones are
+@dataclass(frozen=True)
+class ReplayPace:
+    """How a file is replayed: ``rate`` events/s (None: as fast as possible), at most ``limit``
+    events, keyed by the JSON field ``key_field``, with a progress bar or not."""
+
+    rate: float | None = None
+    limit: int | None = None
+    key_field: str | None = "user_id"
+    progress: bool = True
+
+
+def replay(settings: Settings, path: Path, pace: ReplayPace | None = None) -> ReplaySummary:
+    """Produce each line of ``path`` as one message, keyed by ``pace.key_field`` when present so
+    a user's events stay in order on one partition. Lines are sent as they are: invalid ones are
     the trainer's to dead-letter, exactly as with any other producer."""
+    pace = pace or ReplayPace()
+    rate, limit, key_field = pace.rate, pace.limit, pace.key_field
     ensure_topics(settings, [(settings.events_topic, settings.events_topic_partitions)])
     summary = ReplaySummary()
 
@@ -53,7 +59,7 @@ def replay(
 
     producer = make_producer(settings)
     started = time.perf_counter()
-    with open(path, "rb") as lines, tqdm(disable=not progress, unit="ev", file=sys.stderr) as bar:
+    with open(path, "rb") as lines, tqdm(disable=not pace.progress, unit="ev", file=sys.stderr) as bar:
         for index, line in enumerate(lines):
             if limit is not None and summary.produced >= limit:
                 break
