@@ -35,7 +35,7 @@ import torch
 from streamtune.datasets.movielens import movielens_events
 from streamtune.evaluation.popularity import popularity_probabilities
 from streamtune.evaluation.river_baselines import run_river_baselines
-from streamtune.evaluation.scoring import log_loss, roc_auc, score_contender
+from streamtune.evaluation.scoring import roc_auc, score_contender
 from streamtune.modeling.hybrid import HybridConfig, HybridLearner, HybridModel
 from streamtune.modeling.hybrid.context import context_parts
 from streamtune.modeling.hybrid.text_embeddings import EmbeddingCache, SentenceEncoder, TextEmbedder
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--limit", type=int, default=None, help="first N events (default: all)")
-    parser.add_argument("--batch", type=int, default=32, help="micro-batch size of the hybrid learners")
+    parser.add_argument("--batch", type=int, default=8, help="micro-batch size of the hybrid learners")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/streamtune-hybrid-text-cache.npz"))
     parser.add_argument("--contenders", default="hybrid,ids,popularity,river_fm")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")

@@ -84,9 +84,9 @@ def test_resumed_trainer_state_equals_the_persisted_one_and_continues_identicall
 
     persisted = learner.trainer_state()
     restored = resumed.trainer_state()
-    torch.testing.assert_close(restored["user_accumulators"], persisted["user_accumulators"])
+    torch.testing.assert_close(restored["accumulators"], persisted["accumulators"])
     torch.testing.assert_close(restored["dense_optimizer"], persisted["dense_optimizer"])
-    assert restored["users"] == persisted["users"] and restored["clock"] == persisted["clock"]
+    assert restored["mappings"] == persisted["mappings"] and restored["clock"] == persisted["clock"]
 
     for chunk in (events[300:450], events[450:]):
         learner.learn(chunk)
@@ -106,3 +106,31 @@ def test_events_without_an_id_still_train(field):
     learner = HybridLearner(HybridModel(IDS))
     events = [{**event, field: None} for event in taste_stream(32)]
     assert learner.learn(events) > 0
+
+
+def test_an_untrained_model_scores_exactly_as_the_running_like_rate_counter():
+    """Rates start weighted as the popularity counter, and running counts never see an event's own label."""
+    from streamtune.evaluation.popularity import popularity_probabilities
+
+    frozen = HybridConfig(use_text=False, user_rows=64, item_rows=64, sparse_lr=0.0, dense_lr=0.0, init_std=0.0)
+    events = taste_stream(400, users=10, items=12)
+    for event, flip in zip(events, np.random.default_rng(0).random(400) < 0.3, strict=True):
+        event["label"] = int(event["label"] != flip)  # noisy, so rates differ between keys
+    learner = HybridLearner(HybridModel(frozen))
+    scores = []
+    for start in range(0, len(events), 8):
+        chunk = events[start : start + 8]
+        scores.append(learner.predict(chunk, running=True).probabilities)
+        learner.learn(chunk)
+    np.testing.assert_allclose(np.concatenate(scores), popularity_probabilities(events), rtol=1e-5)
+
+
+def test_forget_also_removes_the_users_kind_rows(tiny_model_dir):
+    config = HybridConfig(text_dim=32, user_rows=8, item_rows=8, kind_bits=3)
+    learner = HybridLearner(HybridModel(config, TextEmbedder(SentenceEncoder(tiny_model_dir))))
+    learner.learn(taste_stream(64, users=3, items=6))
+    user_kinds = learner.model.mappings["user_kinds"]
+    assert any(key.startswith("u1\x1f") for key, _ in user_kinds.items())
+    learner.forget_user("u1")
+    assert not any(key.startswith("u1\x1f") for key, _ in user_kinds.items())
+    assert any(key.startswith("u2\x1f") for key, _ in user_kinds.items())

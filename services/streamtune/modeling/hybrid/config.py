@@ -21,12 +21,20 @@ class HybridConfig:
     hidden: int = 32  # width of the small MLP over the interaction features
     user_rows: int = 200_000  # row budget per table; least recently seen rows are evicted
     item_rows: int = 200_000
+    # SimHash bits of the text embedding for (user, kind-of-film) rows; 0 turns them off. Off by
+    # default: on MovieLens they added no AUC over the text terms (see the module docs).
+    kind_bits: int = 0
+    user_kind_rows: int = 1_000_000  # (user, kind) rows: a user's taste for films of a kind
     admit_after: int = 1  # sightings before a key gets a row (Monolith-style admission)
     expire_after: int | None = None  # evict keys unseen for this many clock units (None: never)
     sparse_lr: float = 0.05  # Adagrad step for table rows
     dense_lr: float = 2e-3  # AdamW step for the dense part
     weight_decay: float = 1e-4
     init_std: float = 0.01
+    text_gain: float = 1.0  # expected norm of P t_item at the start, for a unit text vector
+    # Per-event decay rates of the recent like-counts: half-lives of about 2 and 14 of the key's
+    # own events, a session and a season; the model learns how much each matters.
+    recent_decays: tuple[float, ...] = (0.3, 0.05)
     prior_weight: float = 2.0  # pseudo-events of the global rate in each row's like-rate
     seed: int = 0
 
@@ -37,4 +45,4 @@ class HybridConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HybridConfig:
         """The inverse of :meth:`to_dict`."""
-        return cls(**data)
+        return cls(**{**data, "recent_decays": tuple(data.get("recent_decays", cls.recent_decays))})

@@ -18,9 +18,8 @@ from typing import Any
 import torch
 
 from streamtune.modeling.hybrid.id_mapping import UNKNOWN, IdMapping
-from streamtune.modeling.hybrid.model import Event, HybridModel, Prediction
+from streamtune.modeling.hybrid.model import USER_KIND_SEPARATOR, Event, HybridModel, Prediction
 from streamtune.modeling.hybrid.optimizer import SparseAdagrad
-from streamtune.modeling.hybrid.table import EmbeddingRows
 
 
 class HybridLearner:
@@ -44,12 +43,17 @@ class HybridLearner:
     def __init__(self, model: HybridModel) -> None:
         self.model = model
         config = model.config
-        self.user_optimizer = SparseAdagrad(model.user_table, config.sparse_lr)
-        self.item_optimizer = SparseAdagrad(model.item_table, config.sparse_lr)
+        self.sparse_optimizers = {
+            space: SparseAdagrad(table, config.sparse_lr) for space, table in model.tables.items()
+        }
         self.dense_optimizer = torch.optim.AdamW(
             model.scorer.parameters(), lr=config.dense_lr, weight_decay=config.weight_decay
         )
         self.clock = 0  # events learned; the default expiry clock
+
+    @property
+    def user_optimizer(self) -> SparseAdagrad:
+        return self.sparse_optimizers["users"]
 
     def predict(self, events: Sequence[Event], running: bool = False) -> Prediction:
         """Score with the current tables (see :meth:`HybridModel.predict`)."""
@@ -66,89 +70,84 @@ class HybridLearner:
         self.clock += len(events)
         now = self.clock if now is None else now
         model = self.model
-        user_rows = self._admit(model.users, model.user_table, self.user_optimizer, events, "user_id", now)
-        item_rows = self._admit(model.items, model.item_table, self.item_optimizer, events, "item_id", now)
-        labels = torch.tensor([float(e["label"]) for e in events])
+        texts = model.texts(events)
+        keys = model.keys(events, texts)
+        rows = {space: self._admit(space, space_keys, now) for space, space_keys in keys.items()}
+        labels = [float(e["label"]) for e in events]
 
-        inputs = model.inputs(events, user_rows, item_rows, running=True)
+        inputs = model.inputs(keys, rows, texts, labels)
         logits = model.scorer(inputs)
         # Summed, not averaged: each row's gradient is then its own events', whatever the batch size.
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="sum")
+        target = torch.tensor(labels)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
         self.dense_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.dense_optimizer.step()
-        self.user_optimizer.step(user_rows, inputs.user.grad)
-        self.item_optimizer.step(item_rows, inputs.item.grad)
-
-        model.user_table.count(user_rows, labels)
-        model.item_table.count(item_rows, labels)
+        for space, space_rows in rows.items():
+            self.sparse_optimizers[space].step(space_rows, inputs.rows[space].grad)
+            model.tables[space].count(space_rows, target)
         model.global_counts[0] += len(events)
-        model.global_counts[1] += float(labels.sum())
+        model.global_counts[1] += float(target.sum())
         self._expire(now)
         return float(loss.detach())
 
     def forget_user(self, user_key: str) -> bool:
-        """Remove a (pseudonymised) user's row, counts, optimizer state and admission count.
+        """Remove a (pseudonymised) user's rows, counts, optimizer state and admission counts.
 
-        Returns whether the user had a row. The next delta clears the row on servers too.
+        That is the user's own row and every (user, kind) row. Returns whether the user had a
+        row. The next delta clears the rows on servers too.
         """
-        row = self.model.users.remove(user_key)
-        if row is None:
-            return False
-        self.model.user_table.clear([row])
-        self.user_optimizer.reset([row])
-        return True
+        removed = self._remove("users", user_key)
+        if "user_kinds" in self.model.mappings:
+            prefix = f"{user_key}{USER_KIND_SEPARATOR}"
+            for key, _ in self.model.mappings["user_kinds"].items():
+                if key.startswith(prefix):
+                    self._remove("user_kinds", key)
+        return removed
 
     def trainer_state(self) -> dict[str, Any]:
         """Optimizer state, admission counters and clocks (trainer-only, not for servers)."""
         return {
             "clock": self.clock,
-            "users": self.model.users.state_dict(),
-            "items": self.model.items.state_dict(),
-            "user_accumulators": self.user_optimizer.accumulators.clone(),
-            "item_accumulators": self.item_optimizer.accumulators.clone(),
+            "mappings": {space: mapping.state_dict() for space, mapping in self.model.mappings.items()},
+            "accumulators": {space: opt.accumulators.clone() for space, opt in self.sparse_optimizers.items()},
             "dense_optimizer": self.dense_optimizer.state_dict(),
         }
 
     def load_trainer_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`trainer_state` onto a learner whose model came from the same version."""
         self.clock = int(state["clock"])
-        self.model.users = IdMapping.from_state_dict(state["users"])
-        self.model.items = IdMapping.from_state_dict(state["items"])
-        self.user_optimizer.accumulators.copy_(state["user_accumulators"])
-        self.item_optimizer.accumulators.copy_(state["item_accumulators"])
+        for space, mapping_state in state["mappings"].items():
+            self.model.mappings[space] = IdMapping.from_state_dict(mapping_state)
+        for space, accumulators in state["accumulators"].items():
+            self.sparse_optimizers[space].accumulators.copy_(accumulators)
         self.dense_optimizer.load_state_dict(state["dense_optimizer"])
 
-    def _admit(
-        self,
-        mapping: IdMapping,
-        table: EmbeddingRows,
-        optimizer: SparseAdagrad,
-        events: Sequence[Event],
-        field: str,
-        now: int,
-    ) -> torch.Tensor:
-        rows = []
-        fresh = []
-        for event in events:
-            key = event.get(field)
+    def _admit(self, space: str, keys: list[str | None], now: int) -> torch.Tensor:
+        mapping = self.model.mappings[space]
+        rows, fresh = [], []
+        for key in keys:
             if key is None:
                 rows.append(UNKNOWN)
                 continue
-            sighting = mapping.observe(str(key), now)
+            sighting = mapping.observe(key, now)
             rows.append(sighting.row)
             if sighting.fresh:
                 fresh.append(sighting.row)
-        table.reset(fresh)
-        optimizer.reset(fresh)
+        self.model.tables[space].reset(fresh)
+        self.sparse_optimizers[space].reset(fresh)
         return torch.tensor(rows, dtype=torch.long)
 
+    def _remove(self, space: str, key: str) -> bool:
+        row = self.model.mappings[space].remove(key)
+        if row is None:
+            return False
+        self.model.tables[space].clear([row])
+        self.sparse_optimizers[space].reset([row])
+        return True
+
     def _expire(self, now: int) -> None:
-        model = self.model
-        for mapping, table, optimizer in (
-            (model.users, model.user_table, self.user_optimizer),
-            (model.items, model.item_table, self.item_optimizer),
-        ):
+        for space, mapping in self.model.mappings.items():
             freed = [row for _, row in mapping.expire(now)]
-            table.clear(freed)
-            optimizer.reset(freed)
+            self.model.tables[space].clear(freed)
+            self.sparse_optimizers[space].reset(freed)

@@ -4,11 +4,14 @@ This is what a version holds and what the inference server scores with; the trai
 in :class:`~streamtune.modeling.hybrid.learner.HybridLearner`, which adds optimizers and
 admission. Events are mappings with ``user_id`` (already pseudonymised), ``item_id``, ``text``
 and ``context``; absent or unknown ids score through the rate prior and the text terms.
+
+Keys live in up to four key spaces, each an :class:`IdMapping` plus an :class:`EmbeddingRows`:
+``users`` and ``items`` (bias and factors), and with text ``kinds`` (the SimHash bucket of the
+item text) and ``user_kinds`` (user and bucket), which carry a bias and running counts only.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +24,13 @@ from streamtune.modeling.hybrid.context import context_vectors
 from streamtune.modeling.hybrid.errors import HybridModelError
 from streamtune.modeling.hybrid.id_mapping import UNKNOWN, IdMapping
 from streamtune.modeling.hybrid.scorer import DenseInputs, HybridScorer
-from streamtune.modeling.hybrid.table import EmbeddingRows
+from streamtune.modeling.hybrid.table import EmbeddingRows, advance
+from streamtune.modeling.hybrid.text_buckets import TextBuckets
 from streamtune.modeling.hybrid.text_embeddings import TextEmbedder
 
 Event = Mapping[str, Any]
+Keys = dict[str, list[str | None]]  # key space -> one key (or None) per event
+USER_KIND_SEPARATOR = "\x1f"
 
 
 @dataclass(frozen=True)
@@ -56,55 +62,109 @@ class HybridModel:
         self.embedder = embedder if config.use_text else None
         generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)
-        self.users = IdMapping(config.user_rows, config.admit_after, config.expire_after)
-        self.items = IdMapping(config.item_rows, config.admit_after, config.expire_after)
-        self.user_table = EmbeddingRows(config.user_rows, config.factors, config.init_std, generator)
-        self.item_table = EmbeddingRows(config.item_rows, config.factors, config.init_std, generator)
+        shapes = {"users": (config.user_rows, config.factors), "items": (config.item_rows, config.factors)}
+        if config.use_text and config.kind_bits > 0:
+            shapes |= {"kinds": (2**config.kind_bits, 0), "user_kinds": (config.user_kind_rows, 0)}
+            self.buckets = TextBuckets(config.text_dim, config.kind_bits, config.seed)
+        self.mappings = {
+            space: IdMapping(rows, config.admit_after, config.expire_after) for space, (rows, _) in shapes.items()
+        }
+        self.tables = {
+            space: EmbeddingRows(rows, factors, config.init_std, generator, config.recent_decays)
+            for space, (rows, factors) in shapes.items()
+        }
         self.scorer = HybridScorer(config)
         self.global_counts = [0.0, 0.0]  # events, likes: the prior every rate is pulled towards
 
-    def lookup(self, events: Sequence[Event]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows of the events' users and items (UNKNOWN when absent); changes nothing."""
-        users = [self.users.row(str(e["user_id"])) if e.get("user_id") is not None else UNKNOWN for e in events]
-        items = [self.items.row(str(e["item_id"])) if e.get("item_id") is not None else UNKNOWN for e in events]
-        return torch.tensor(users, dtype=torch.long), torch.tensor(items, dtype=torch.long)
+    @property
+    def users(self) -> IdMapping:
+        return self.mappings["users"]
+
+    @property
+    def items(self) -> IdMapping:
+        return self.mappings["items"]
+
+    @property
+    def user_table(self) -> EmbeddingRows:
+        return self.tables["users"]
+
+    @property
+    def item_table(self) -> EmbeddingRows:
+        return self.tables["items"]
+
+    def texts(self, events: Sequence[Event]) -> dict[str, torch.Tensor]:
+        """Item text and liked/disliked history vectors of the events (empty without text)."""
+        if self.embedder is None:
+            return {}
+        liked, disliked = context_vectors([str(e.get("context") or "") for e in events], self.embedder)
+        item = self.embedder.embed([str(e.get("text") or "") for e in events])
+        return {
+            "item": torch.from_numpy(item),
+            "liked": torch.from_numpy(liked),
+            "disliked": torch.from_numpy(disliked),
+        }
+
+    def keys(self, events: Sequence[Event], texts: dict[str, torch.Tensor]) -> Keys:
+        """Each event's key in every key space (``None`` where it has none)."""
+        users = [str(e["user_id"]) if e.get("user_id") is not None else None for e in events]
+        keys: Keys = {
+            "users": users,
+            "items": [str(e["item_id"]) if e.get("item_id") is not None else None for e in events],
+        }
+        if "kinds" in self.mappings:
+            kinds = [None if b is None else str(b) for b in self.buckets.of(texts["item"].numpy())]
+            keys["kinds"] = kinds
+            keys["user_kinds"] = [
+                None if user is None or kind is None else f"{user}{USER_KIND_SEPARATOR}{kind}"
+                for user, kind in zip(users, kinds, strict=True)
+            ]
+        return keys
+
+    def lookup(self, keys: Keys) -> dict[str, torch.Tensor]:
+        """Rows of the keys (UNKNOWN when absent); changes nothing."""
+        return {
+            space: torch.tensor([UNKNOWN if key is None else self.mappings[space].row(key) for key in space_keys])
+            for space, space_keys in keys.items()
+        }
 
     def inputs(
-        self, events: Sequence[Event], user_rows: torch.Tensor, item_rows: torch.Tensor, running: bool = False
+        self,
+        keys: Keys,
+        rows: dict[str, torch.Tensor],
+        texts: dict[str, torch.Tensor],
+        labels: Sequence[float] | None = None,
     ) -> DenseInputs:
         """The scorer's inputs; the row values are fresh leaves that collect gradients.
 
-        With ``running``, the events carry labels and are in stream order: each event's
-        like-counts then include the earlier events of the same batch with the same key, so
-        event *t* sees exactly the labels of events before *t*, as a per-event counter would.
+        With ``labels`` (events in stream order), each event's like-counts include the earlier
+        events of the same batch with the same key, so event *t* sees exactly the labels of
+        events before *t*, as a per-event counter would.
         """
-        user_counts = self._counts(self.user_table, user_rows, events, "user_id", running)
-        item_counts = self._counts(self.item_table, item_rows, events, "item_id", running)
-        inputs = DenseInputs(
-            user=self.user_table.gather(user_rows),
-            item=self.item_table.gather(item_rows),
-            rates=self._rates(user_counts, item_counts),
+        counts = {space: self._counts(space, rows[space], keys[space], labels) for space in keys}
+        return DenseInputs(
+            rows={space: self.tables[space].gather(space_rows) for space, space_rows in rows.items()},
+            rates=self._rates(counts, self._global_rates(len(keys["users"]), labels)),
+            text_item=texts.get("item"),
+            text_liked=texts.get("liked"),
+            text_disliked=texts.get("disliked"),
         )
-        if self.embedder is not None:
-            texts = [str(e.get("text") or "") for e in events]
-            liked, disliked = context_vectors([str(e.get("context") or "") for e in events], self.embedder)
-            inputs.text_item = torch.from_numpy(self.embedder.embed(texts))
-            inputs.text_liked = torch.from_numpy(liked)
-            inputs.text_disliked = torch.from_numpy(disliked)
-        return inputs
 
     @torch.no_grad()
     def predict(self, events: Sequence[Event], running: bool = False) -> Prediction:
         """P(like) per event from the current tables, without learning anything.
 
-        ``running``: labelled events in stream order (prequential evaluation); see :meth:`inputs`.
+        ``running``: the events are labelled and in stream order (prequential evaluation), and
+        each may use the labels of the batch's earlier events; see :meth:`inputs`.
         """
-        user_rows, item_rows = self.lookup(events)
-        logits = self.scorer(self.inputs(events, user_rows, item_rows, running))
+        texts = self.texts(events)
+        keys = self.keys(events, texts)
+        rows = self.lookup(keys)
+        labels = [float(e["label"]) for e in events] if running else None
+        logits = self.scorer(self.inputs(keys, rows, texts, labels))
         return Prediction(
             probabilities=torch.sigmoid(logits).double().numpy(),
-            user_known=(user_rows >= 0).numpy(),
-            item_known=(item_rows >= 0).numpy(),
+            user_known=(rows["users"] >= 0).numpy(),
+            item_known=(rows["items"] >= 0).numpy(),
         )
 
     def global_rate(self) -> float:
@@ -112,31 +172,51 @@ class HybridModel:
         events, likes = self.global_counts
         return (likes + 1.0) / (events + 2.0)
 
-    @staticmethod
     def _counts(
-        table: EmbeddingRows, rows: torch.Tensor, events: Sequence[Event], field: str, running: bool
+        self, space: str, rows: torch.Tensor, keys: list[str | None], labels: Sequence[float] | None
     ) -> torch.Tensor:
+        table = self.tables[space]
         counts = table.counts[rows.clamp(min=0)] * (rows >= 0).unsqueeze(1)
-        if not running:
+        if labels is None:
             return counts
-        earlier = torch.zeros_like(counts)
-        seen: dict[Any, tuple[float, float]] = {}
-        for position, event in enumerate(events):
-            key = event.get(field)
+        before = counts.tolist()
+        latest: dict[str, list[float]] = {}
+        for position, key in enumerate(keys):
             if key is None:
                 continue
-            n, likes = seen.get(key, (0.0, 0.0))
-            earlier[position, 0], earlier[position, 1] = n, likes
-            seen[key] = (n + 1.0, likes + float(event["label"]))
-        return counts + earlier
+            if key in latest:
+                before[position] = latest[key]
+            latest[key] = advance(before[position], labels[position], self.config.recent_decays)
+        return torch.tensor(before, dtype=counts.dtype)
 
-    def _rates(self, user_counts: torch.Tensor, item_counts: torch.Tensor) -> torch.Tensor:
-        prior = self.global_rate()
+    def _global_rates(self, size: int, labels: Sequence[float] | None) -> torch.Tensor:
+        events, likes = self.global_counts
+        earlier_likes = torch.zeros(size, dtype=torch.float64)
+        earlier_events = torch.zeros(size, dtype=torch.float64)
+        if labels is not None and size:
+            earlier_likes[1:] = torch.tensor(labels[:-1], dtype=torch.float64).cumsum(0)
+            earlier_events = torch.arange(size, dtype=torch.float64)
+        return (likes + earlier_likes + 1.0) / (events + earlier_events + 2.0)
+
+    def _rates(self, counts: dict[str, torch.Tensor], prior: torch.Tensor) -> torch.Tensor:
+        """Lifetime and recent like-rate logits, log-counts; see the scorer's docstring."""
         weight = self.config.prior_weight
-        columns = []
-        for counts in (user_counts, item_counts):
-            rate = (counts[:, 1] + weight * prior) / (counts[:, 0] + weight)
-            columns.append((torch.log(rate) - torch.log1p(-rate), torch.log1p(counts[:, 0])))
-        (user_logit, user_n), (item_logit, item_n) = columns
-        global_logit = torch.full_like(user_logit, math.log(prior / (1.0 - prior)))
-        return torch.stack([user_logit, item_logit, global_logit, user_n, item_n], dim=1).float()
+        lifetime, recent = {}, {}
+        for space, space_counts in counts.items():
+            lifetime[space] = _logit((space_counts[:, 1] + weight * prior) / (space_counts[:, 0] + weight))
+            recent[space] = [
+                _logit((space_counts[:, column + 1] + weight * prior) / (space_counts[:, column] + weight))
+                for column in range(2, space_counts.shape[1], 2)
+            ]
+        global_logit = _logit(prior)
+        features = [lifetime["users"], lifetime["items"], global_logit]
+        features += [torch.log1p(counts["users"][:, 0]), torch.log1p(counts["items"][:, 0])]
+        features += recent["users"] + recent["items"]
+        for space in ("kinds", "user_kinds"):
+            if space in counts:
+                features += [lifetime[space], *recent[space]]
+        return torch.stack(features, dim=1).float()
+
+
+def _logit(p: torch.Tensor) -> torch.Tensor:
+    return torch.log(p) - torch.log1p(-p)

@@ -2,13 +2,13 @@
 
 ::
 
-    logit = b + b_user + b_item + <v_user, v_item + P t_item>           (factorisation, text-aware)
-          + w . rates                                                  (running like-rates)
+    logit = b + sum of row biases + <v_user, v_item + P t_item>         (factorisation, text-aware)
+          + w . rates + u . t_item                                     (running like-rates, text prior)
           + <P t_item, Q (t_liked - t_disliked)>                       (text of the user's history)
-          + MLP([v_user * (v_item + P t_item), rates, t_item . t_liked, t_item . t_disliked])
+          + MLP([v_user * (v_item + P t_item), rates, P t_item, t_item . t_liked, t_item . t_disliked])
 
-``rates`` are the logit of each side's smoothed like-rate, the global rate's logit and the
-log-counts; ``w`` starts at (1, 1, -1, 0, 0), so an untrained model already scores as the
+``rates`` are the logit of each side's smoothed like-rate, the global rate's logit, the
+log-counts and the logit of each side's recent like-rate; ``w`` starts at (1, 1, -1, 0, ...), so an untrained model already scores as the
 running like-rate counter and everything else learns the residual. Text terms vanish when
 the model is built without text (the "ids" ablation) or a text is absent, and unknown rows
 are zero, so unknown ids fall back to the rate prior and the text terms.
@@ -28,16 +28,21 @@ from torch import nn
 
 from streamtune.modeling.hybrid.config import HybridConfig
 
-RATE_FEATURES = 5
+
+def rate_features(config: HybridConfig) -> int:
+    """Width of the rates input: user and item lifetime rates, the global rate, two log-counts,
+    user and item recent rates per decay, and the rates of kinds and user-kinds when on."""
+    per_space = 1 + len(config.recent_decays)
+    kinds = 2 * per_space if config.use_text and config.kind_bits > 0 else 0
+    return 5 + 2 * len(config.recent_decays) + kinds
 
 
 @dataclass
 class DenseInputs:
     """One batch's inputs to :class:`HybridScorer` (B events)."""
 
-    user: torch.Tensor  # [B, 1 + k] bias and factors (zeros when unknown)
-    item: torch.Tensor  # [B, 1 + k]
-    rates: torch.Tensor  # [B, RATE_FEATURES]
+    rows: dict[str, torch.Tensor]  # key space -> [B, 1 + factors] bias and factors (0 if unknown)
+    rates: torch.Tensor  # [B, rate_features(config)]
     text_item: torch.Tensor | None = None  # [B, D] unit vectors (zeros when absent)
     text_liked: torch.Tensor | None = None  # [B, D]
     text_disliked: torch.Tensor | None = None  # [B, D]
@@ -51,30 +56,40 @@ class HybridScorer(nn.Module):
         k = config.factors
         self.use_text = config.use_text
         self.bias = nn.Parameter(torch.zeros(1))
-        self.rate_weights = nn.Parameter(torch.tensor([1.0, 1.0, -1.0, 0.0, 0.0]))
-        mlp_in = k + RATE_FEATURES
+        rates = rate_features(config)
+        self.rate_weights = nn.Parameter(torch.tensor([1.0, 1.0, -1.0] + [0.0] * (rates - 3)))
+        mlp_in = k + rates
         if config.use_text:
             self.item_text = nn.Linear(config.text_dim, k, bias=False)  # P
             self.history_text = nn.Linear(config.text_dim, k, bias=False)  # Q
-            for layer in (self.item_text, self.history_text):
-                nn.init.normal_(layer.weight, std=config.init_std)
-            mlp_in += 2
+            # P starts as a scaled random orthonormal projection (Johnson-Lindenstrauss): a unit
+            # text vector maps to about a unit vector, so user factors get a useful gradient
+            # from a film's text from the first event. Q starts near zero so the bilinear
+            # history term adds no noise before it has learned.
+            nn.init.orthogonal_(self.item_text.weight, gain=config.text_gain * (config.text_dim / k) ** 0.5)
+            nn.init.normal_(self.history_text.weight, std=config.init_std)
+            self.text_bias = nn.Linear(config.text_dim, 1, bias=False)  # how liked such films are
+            nn.init.zeros_(self.text_bias.weight)
+            mlp_in += 2 + k
         self.mlp = nn.Sequential(nn.Linear(mlp_in, config.hidden), nn.ReLU(), nn.Linear(config.hidden, 1))
         nn.init.zeros_(self.mlp[2].weight)  # start exactly at the counter; learn the residual
         nn.init.zeros_(self.mlp[2].bias)
 
     def forward(self, inputs: DenseInputs) -> torch.Tensor:
         """Logits, shape [B]."""
-        user_bias, user_vec = inputs.user[:, 0], inputs.user[:, 1:]
-        item_bias, item_vec = inputs.item[:, 0], inputs.item[:, 1:]
-        logit = self.bias + user_bias + item_bias + inputs.rates @ self.rate_weights
+        user_vec, item_vec = inputs.rows["users"][:, 1:], inputs.rows["items"][:, 1:]
+        biases = sum(values[:, 0] for values in inputs.rows.values())
+        logit = self.bias + biases + inputs.rates @ self.rate_weights
         extra = []
         if self.use_text and inputs.text_item is not None:
             projected = self.item_text(inputs.text_item)
             item_vec = item_vec + projected
             history = inputs.text_liked - inputs.text_disliked
-            logit = logit + (projected * self.history_text(history)).sum(1)
+            logit = (
+                logit + (projected * self.history_text(history)).sum(1) + self.text_bias(inputs.text_item).squeeze(1)
+            )
             extra = [
+                projected,
                 (inputs.text_item * inputs.text_liked).sum(1, keepdim=True),
                 (inputs.text_item * inputs.text_disliked).sum(1, keepdim=True),
             ]

@@ -1,7 +1,10 @@
 """Embedding rows of one key space (users or items): bias, factors and running like-counts.
 
-A row is ``[bias, factor_1 .. factor_k]``; beside it the table keeps each row's running
-``(events, likes)`` counts, which the model turns into a smoothed like-rate feature. The table
+A row is ``[bias, factor_1 .. factor_k]``; beside it the table keeps each row's running counts
+``(events, likes)`` and, per decay rate, ``(recent events, recent likes)`` (shrunk by that rate
+per event of the key: exponential moving counts), which the model turns into smoothed like-rate
+features: users' tastes drift within and across sessions, so the recent rate adds to the
+lifetime rate. The table
 records which rows changed since the last :meth:`EmbeddingRows.take_dirty`, so a version can
 ship only those rows (a delta). Gradients reach it through :meth:`gather` /
 :class:`~streamtune.modeling.hybrid.optimizer.SparseAdagrad`, touching only the batch's rows.
@@ -12,6 +15,25 @@ from __future__ import annotations
 import torch
 
 from streamtune.modeling.hybrid.errors import HybridModelError
+
+
+def count_columns(decays: tuple[float, ...]) -> int:
+    """Events and likes, then recent events and recent likes per decay rate."""
+    return 2 + 2 * len(decays)
+
+
+def advance(counts: list[float], label: float, decays: tuple[float, ...]) -> list[float]:
+    """A row's counts after one more event with ``label``.
+
+    >>> advance([1.0, 1.0, 1.0, 1.0], 0.0, decays=(0.5,))
+    [2.0, 1.0, 1.5, 0.5]
+    """
+    out = [counts[0] + 1.0, counts[1] + label]
+    for position, decay in enumerate(decays):
+        keep = 1.0 - decay
+        recent, recent_likes = counts[2 + 2 * position : 4 + 2 * position]
+        out += [recent * keep + 1.0, recent_likes * keep + label]
+    return out
 
 
 class EmbeddingRows:
@@ -27,15 +49,20 @@ class EmbeddingRows:
         Standard deviation of fresh factors (biases start at zero).
     generator
         Source of randomness for fresh rows, so equal seeds give equal tables.
+    decays
+        Decay rates of the recent counts (see :func:`advance`).
     """
 
-    def __init__(self, capacity: int, factors: int, init_std: float, generator: torch.Generator) -> None:
+    def __init__(
+        self, capacity: int, factors: int, init_std: float, generator: torch.Generator, decays: tuple[float, ...] = ()
+    ) -> None:
         self.capacity = capacity
         self.factors = factors
         self.init_std = init_std
         self._generator = generator
         self.weights = torch.zeros(capacity, 1 + factors)
-        self.counts = torch.zeros(capacity, 2, dtype=torch.float64)  # events, likes
+        self.decays = decays
+        self.counts = torch.zeros(capacity, count_columns(decays), dtype=torch.float64)
         self._dirty: set[int] = set()
 
     def reset(self, rows: list[int]) -> None:
@@ -65,14 +92,16 @@ class EmbeddingRows:
         return values.requires_grad_(True)
 
     def count(self, rows: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add one event with ``labels`` (0/1) to each known row's counts."""
-        known = rows >= 0
-        index = rows[known]
-        if index.numel() == 0:
-            return
-        update = torch.stack((torch.ones(index.numel(), dtype=torch.float64), labels[known].double()), dim=1)
-        self.counts.index_add_(0, index, update)
-        self.mark_dirty(index)
+        """Add the events of a batch, in order, to each known row's counts (see :func:`advance`)."""
+        latest: dict[int, list[float]] = {}
+        for row, label in zip(rows.tolist(), labels.tolist(), strict=True):
+            if row >= 0:
+                current = latest.get(row)
+                latest[row] = advance(current if current is not None else self.counts[row].tolist(), label, self.decays)
+        if latest:
+            index = torch.tensor(list(latest), dtype=torch.long)
+            self.counts[index] = torch.tensor(list(latest.values()), dtype=torch.float64)
+            self._dirty.update(latest)
 
     def mark_dirty(self, rows: torch.Tensor) -> None:
         """Note rows changed by an optimizer step."""

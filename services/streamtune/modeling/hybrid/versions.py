@@ -13,8 +13,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import torch
-
 from streamtune.modeling.hybrid.config import HybridConfig
 from streamtune.modeling.hybrid.errors import HybridModelError
 from streamtune.modeling.hybrid.id_mapping import IdMapping
@@ -52,7 +50,7 @@ def load_snapshot(snapshot: dict[str, Any], embedder: TextEmbedder | None = None
         raise HybridModelError(f"not a hybrid snapshot of format {FORMAT}: {snapshot.get('type')!r}")
     model = HybridModel(HybridConfig.from_dict(snapshot["config"]), embedder)
     _check_encoder(snapshot, embedder)
-    for side, _, table in _sides(model):
+    for _, _, table in _sides(model):
         table.clear(list(range(table.capacity)))  # fresh rows are random; a snapshot is exact
     apply_rows_and_dense(model, snapshot)
     for _, _, table in _sides(model):
@@ -111,7 +109,7 @@ def _rows_part(table: EmbeddingRows, rows: list[int], keys: list[str | None]) ->
 
 
 def _sides(model: HybridModel) -> list[tuple[str, IdMapping, EmbeddingRows]]:
-    return [("users", model.users, model.user_table), ("items", model.items, model.item_table)]
+    return [(space, model.mappings[space], model.tables[space]) for space in model.mappings]
 
 
 def _check_encoder(version: dict[str, Any], embedder: TextEmbedder | None) -> None:
