@@ -54,7 +54,7 @@ def test_the_page_shows_the_served_version_and_its_form_returns_a_score(settings
     with serving(settings) as server:
         expected = httpx.post(f"{server.url}/v1/predict", json={"instances": [{"text": "a quiet drama"}]}).json()
         browser.get(f"{server.url}/")
-        wait = WebDriverWait(browser, 30)
+        wait = WebDriverWait(browser, 60)
         wait.until(lambda driver: driver.find_element(By.ID, "served-version").text == "v1")
         wait.until(lambda driver: "v1 (served)" in driver.find_element(By.ID, "lineage").text)
         text_field = browser.find_element(By.ID, "text")
@@ -75,7 +75,7 @@ def test_the_page_says_when_version_0_is_untrained(settings, browser):
 
     with serving(settings) as server:
         browser.get(f"{server.url}/")
-        WebDriverWait(browser, 30).until(lambda driver: "untrained" in driver.find_element(By.ID, "trained-note").text)
+        WebDriverWait(browser, 60).until(lambda driver: "untrained" in driver.find_element(By.ID, "trained-note").text)
         assert browser.find_element(By.ID, "served-version").text == "v0"
 
 

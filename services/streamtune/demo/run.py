@@ -60,8 +60,9 @@ def run_demo(settings: Settings, plan: DemoPlan, client: Client, out: TextIO = s
         results.append(result)
         print(_line(result), file=out, flush=True)
         _send(producer, settings.events_topic, batch)
-        trainable = (first + len(batch)) * (1 - settings.holdout_share)
-        _wait_for_training(client, baseline + 0.9 * trainable, plan.wait_s)
+        if first + chunk < len(events):  # nothing is scored after the last step: no need to wait
+            trainable = (first + len(batch)) * (1 - settings.holdout_share)
+            _wait_for_training(client, baseline + 0.9 * trainable, plan.wait_s)
     return results
 
 
@@ -72,8 +73,10 @@ def _line(result: ChunkResult) -> str:
 
 
 def _send(producer: Any, topic: str, batch: Sequence[dict[str, Any]]) -> None:
+    now_ms = int(time.time() * 1000)  # stamped as it happens, so the page's freshness is real
     for event in batch:
-        producer.produce(topic, value=json.dumps(event).encode(), key=event["user_id"].encode())
+        value = json.dumps({**event, "ts": now_ms})
+        producer.produce(topic, value=value.encode(), key=event["user_id"].encode())
     if producer.flush(30) != 0:
         raise DemoError(f"the broker did not acknowledge the demo's events on {topic} within 30 s")
 

@@ -3,6 +3,9 @@
 
 const REFRESH_MS = 5000;
 const $ = (id) => document.getElementById(id);
+// Every version seen while the page is open: the store retains only the newest few, and the
+// chart should show how the AUC got where it is.
+const seen = new Map();
 
 function text(id, value) { $(id).textContent = value; }
 
@@ -36,7 +39,7 @@ function showServed(info) {
   text("served-version", `v${info.model_version}`);
   const note = $("trained-note");
   note.textContent = info.trained
-    ? `trained from ${info.manifest.base_model || "the base model"}`
+    ? `trained from ${String(info.manifest.base_model || "the base model").split("/").slice(-2).join("/")}`
     : "untrained: version 0 is the base model; its scores mean nothing until the first version is published";
   note.className = info.trained ? "note" : "note warn";
   const watermark = info.manifest.data_watermark_ms;
@@ -83,9 +86,12 @@ function svg(name, attributes, content) {
 function drawAuc(versions) {
   const chart = $("auc-chart");
   chart.replaceChildren();
-  const points = versions
-    .filter((v) => v.manifest && v.manifest.metrics && typeof v.manifest.metrics.prequential_auc === "number")
-    .map((v) => ({ t: Date.parse(v.manifest.created_at), auc: v.manifest.metrics.prequential_auc, version: v.version }));
+  for (const v of versions) {
+    if (v.manifest && v.manifest.metrics && typeof v.manifest.metrics.prequential_auc === "number") {
+      seen.set(v.version, { t: Date.parse(v.manifest.created_at), auc: v.manifest.metrics.prequential_auc, version: v.version });
+    }
+  }
+  const points = [...seen.values()].sort((a, b) => a.version - b.version);
   const [left, right, top, bottom] = [40, 630, 10, 190];
   chart.appendChild(svg("line", { class: "axis", x1: left, y1: bottom, x2: right, y2: bottom }));
   chart.appendChild(svg("line", { class: "axis", x1: left, y1: top, x2: left, y2: bottom }));
