@@ -1,8 +1,10 @@
 """The ingest thread: poll Kafka, validate, dead-letter the invalid, micro-batch, hand off.
 
 It owns the consumer (confluent-kafka clients are used from one thread only) and keeps polling
-while the training step runs, so group membership never lapses during a long step. When the
-hand-off is full it pauses its partitions instead of buffering without bound. Its helpers, one
+while the training step runs, so group membership never lapses during a long step. Records wait
+in one bounded queue per partition and batches take from every partition in turn; a partition
+is paused only when its own queue is full, so one partition cannot win every refill of the
+hand-off (:mod:`streamtune.ingest.fair_batcher` says why that happened). Its helpers, one
 job each: :class:`~streamtune.ingest.assignment.Assignment` (partitions, positions, commits),
 :class:`~streamtune.ingest.dead_letters.DeadLetters`, :class:`~streamtune.kafka.lag.LagReporter`
 and :class:`~streamtune.ingest.training_batch.BatchBuilder` (events → batch).
@@ -19,10 +21,11 @@ from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+from streamtune.checkpoints.manifest import offset_key
 from streamtune.events import Event, InvalidEvent, decode_event
 from streamtune.ingest.assignment import Assignment
-from streamtune.ingest.batcher import MicroBatcher
 from streamtune.ingest.dead_letters import DeadLetters
+from streamtune.ingest.fair_batcher import FairBatcher
 from streamtune.ingest.handoff import BatchHandoff
 from streamtune.ingest.ingestor_parts import IngestConfig, KafkaClients, TrainerLink
 from streamtune.ingest.training_batch import TrainingBatch
@@ -39,6 +42,7 @@ _Request = TypeVar("_Request")
 class StreamExample:
     event: Event
     produced_ms: int | None
+    offset: int  # its record's offset in its partition
 
 
 class EventIngestor(threading.Thread):
@@ -69,7 +73,12 @@ class EventIngestor(threading.Thread):
         self._handoff = handoff
         self._config = config
         self._metrics = metrics
-        self._batcher: MicroBatcher[StreamExample] = MicroBatcher(config.batch_size, config.max_batch_latency_s)
+        # Four batches' worth per partition, resumed at two: a resumed partition's records
+        # arrive (~0.5 s on a resume) before its queue runs dry.
+        self._batcher: FairBatcher[str, StreamExample] = FairBatcher(
+            config.batch_size, config.max_batch_latency_s, capacity=4 * config.batch_size
+        )
+        self._paused: set[str] = set()  # partitions paused because their queue is full
         self._last_cut = time.monotonic()
         self._waiting: list[TrainingBatch] = []  # cut but not yet accepted by the hand-off
         self._commit_requests: queue.Queue[dict[str, int]] = queue.Queue()
@@ -124,19 +133,17 @@ class EventIngestor(threading.Thread):
         self._serve_rewinds()
         while self._waiting and self._handoff.offer(self._waiting[0]):
             self._waiting.pop(0)
-            if not self._waiting:
-                self._consumer.resume(self._assignment.partitions)
-        due_in = self._batcher.seconds_until_due()
+        due_in = self._batcher.seconds_until_due(busy=self._handoff.busy())
         timeout = _IDLE_POLL_S if due_in is None else min(due_in, _IDLE_POLL_S)
         # While paused, poll() still serves the group protocol and delivers no records.
         for message in self._consumer.consume(num_messages=self._config.batch_size, timeout=timeout):
             self._handle(message)
         if not self._waiting:
-            due = self._batcher.take_if_due()
-            if due is not None:
-                self._cut(due)
+            if self._batcher.due(busy=self._handoff.busy()):
+                self._cut(self._batcher.take())
             elif self._only_invalid_records_pending():
                 self._cut([])  # moves the position past dead-lettered records
+        self._pause_full_partitions()
         self._dead_letters.serve_callbacks()
         self._metrics.batch_queue_depth.set(self._handoff.depth())
         self._lag.maybe_report(self._assignment.partitions, self._assignment.consumed)
@@ -154,25 +161,40 @@ class EventIngestor(threading.Thread):
             self._dead_letters.send(message, decoded)
             return
         kind, produced_ms = message.timestamp()
-        closed = self._batcher.add(StreamExample(decoded, produced_ms if kind != 0 else None))
-        if closed is not None:
-            self._cut(closed)
+        example = StreamExample(decoded, produced_ms if kind != 0 else None, message.offset())
+        self._batcher.add(offset_key(message.topic(), message.partition()), example)
+
+    def _pause_full_partitions(self) -> None:
+        """Pause the partitions whose queue is full, resume those drained to half of it."""
+        full = set(self._batcher.full()) - self._paused
+        if full:
+            self._consumer.pause([_partition(key) for key in full])
+        drained = self._batcher.resumable(self._paused)
+        if drained:
+            self._consumer.resume([_partition(key) for key in drained])
+        self._paused = (self._paused | full) - set(drained)
 
     def _cut(self, examples: list[StreamExample]) -> None:
         """Turn closed examples into a batch and hand it off (or wait for room)."""
         batch = self._builder.build(
             [example.event for example in examples],
             generation=self._handoff.generation,
-            offsets=self._assignment.consumed,
+            offsets=self._positions_after_cut(),
             produced_ms=[example.produced_ms for example in examples],
         )
         self._assignment.mark_reported()
         self._last_cut = time.monotonic()
         # Batches stay in cut order: a later one may never overtake one still waiting.
         if self._waiting or not self._handoff.offer(batch):
-            if not self._waiting:
-                self._consumer.pause(self._assignment.partitions)
             self._waiting.append(batch)
+
+    def _positions_after_cut(self) -> dict[str, int]:
+        """Next offset to train per partition: its oldest record still queued, else all read."""
+        positions = dict(self._assignment.consumed)
+        for key in positions:
+            if (oldest := self._batcher.oldest(key)) is not None:
+                positions[key] = oldest.offset
+        return positions
 
     def _only_invalid_records_pending(self) -> bool:
         return (
@@ -189,12 +211,14 @@ class EventIngestor(threading.Thread):
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assignment.assign(consumer, partitions)
+        self._batcher.track(offset_key(tp.topic, tp.partition) for tp in partitions)
 
     def _serve_rewinds(self) -> None:
         requests = _newest(self._rewind_requests)
         if not requests:
             return
         batches, examples = self._drop_unfinished()
+        self._batcher.track(offset_key(tp.topic, tp.partition) for tp in self._assignment.partitions)
         if not self._assignment.rewind(self._consumer):
             for done in requests:
                 self._rewind_requests.put(done)
@@ -206,8 +230,9 @@ class EventIngestor(threading.Thread):
     def _drop_unfinished(self) -> tuple[int, int]:
         """Forget every batch and example not trained yet; returns (batches, examples) dropped."""
         batches = self._handoff.invalidate() + len(self._waiting)
-        examples = len(self._batcher.take())
+        examples = self._batcher.clear()
         self._waiting = []
+        self._paused = set()  # the assignment or the rewind resumes every partition
         return batches, examples
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -217,6 +242,11 @@ class EventIngestor(threading.Thread):
             "partitions revoked: dropped %d queued batches and %d open examples (they are re-read after reassignment)",
             *dropped,
         )
+
+
+def _partition(key: str) -> TopicPartition:
+    topic, _, partition = key.rpartition(":")
+    return TopicPartition(topic, int(partition))
 
 
 def _newest(requests: queue.Queue[_Request]) -> list[_Request]:

@@ -32,6 +32,10 @@ class BatchHandoff:
     def depth(self) -> int:
         return self._queue.qsize()
 
+    def busy(self) -> bool:
+        """Whether the trainer has work in hand: a step running or batches queued."""
+        return self._step_lock.locked() or not self._queue.empty()
+
     def offer(self, batch: TrainingBatch) -> bool:
         """Queue a batch; False when full (the caller pauses consumption and retries)."""
         try:
