@@ -189,9 +189,14 @@ class Settings(BaseSettings):
     # Larger bodies are refused with 413 before they are parsed (256 instances of 4096
     # characters fit comfortably).
     max_request_bytes: int = Field(default=1 << 20, ge=1024)
-    # Torch threads per forward pass; None: torch's default (one per core). On two busy cores,
-    # one thread answered as many requests a second as two (measured), leaving a core free.
+    # Threads per forward pass; None: every usable core (affinity, cgroup quota) but one, which
+    # is left to the event loop. On two busy cores one thread answered 4x the requests of two.
     serve_threads: int | None = Field(default=None, ge=1)
+    # The forward pass: torch, or ONNX Runtime (the onnx extra; each version exported when it
+    # loads), optionally with int8 weights (CPU). A backend serves a version only if its scores
+    # match torch's on a reference set (tolerance 1e-4, int8 0.02); else that version stays on torch.
+    serve_backend: Literal["torch", "onnx"] = "torch"
+    serve_quantize: Literal["none", "int8"] = "none"
     # Browser origins allowed to call the REST API (CORS), comma-separated or a JSON list; "*"
     # allows any. Empty: CORS off, browsers on other origins cannot read the answers.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -201,6 +201,20 @@ class ServingMetrics:
             ["reason"],
             registry=r,
         )
+        # STREAMTUNE_SERVE_BACKEND / _QUANTIZE: versions kept on torch because the faster backend
+        # failed to build or its scores differed (reason: error | mismatch), and the difference seen.
+        self.backend_rejections = Counter(
+            "streamtune_serve_backend_rejections_total",
+            "Versions served on torch because the configured backend was refused",
+            ["backend", "reason"],
+            registry=r,
+        )
+        self.backend_score_difference = Gauge(
+            "streamtune_serve_backend_score_difference",
+            "Largest |probability - torch's| of the configured backend on the reference set, latest load",
+            ["backend"],
+            registry=r,
+        )
         self.request_seconds = Histogram(
             "streamtune_request_seconds",
             "HTTP request latency",

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
 import torch
@@ -22,6 +22,8 @@ from transformers import PreTrainedTokenizerBase
 
 from streamtune.checkpoints import VersionStore
 from streamtune.errors import CheckpointError, ModelLoadError
+from streamtune.inference.backends import Backend
+from streamtune.inference.backends.selection import BackendChooser
 from streamtune.inference.bucketing import plan_buckets
 from streamtune.inference.overlay import full_tensors, merged_lora_tensors, overlay_module
 from streamtune.modeling.base import TuningSpec, load_base_model, load_tokenizer
@@ -56,6 +58,8 @@ class ServedModel:
     # Fast tokenizers hold mutable truncation state and refuse concurrent use ("Already
     # borrowed"); every version of one loader shares the tokenizer, so they share this lock.
     tokenizer_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    # What runs the forward pass (STREAMTUNE_SERVE_BACKEND); None: the module, with torch.
+    backend: Backend | None = field(default=None, compare=False, repr=False)
 
     @property
     def data_watermark_ms(self) -> int | None:
@@ -113,6 +117,8 @@ class ServedModel:
     @torch.inference_mode()
     def forward(self, features: dict[str, torch.Tensor]) -> list[float]:
         """Probabilities for one padded batch of model inputs."""
+        if self.backend is not None:
+            return self.backend.probabilities(features)
         inputs = {name: tensor.to(self.device, non_blocking=True) for name, tensor in features.items()}
         with autocast(self.device):
             logits = self.module(**inputs).logits.squeeze(-1)
@@ -124,22 +130,26 @@ class ModelLoader:
 
     ``warm_up_runner`` runs the warm-up batches where serving batches run (the batcher's worker
     thread), so a warm-up never competes with requests for the cores; by default they run in
-    the loading thread.
+    the loading thread. ``backends`` chooses what runs each version's forward passes (default:
+    the module itself, with torch); the warm-up runs on the chosen one.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the options are keyword-only, each with a default
         self,
         store: VersionStore,
         base_model: str,
         device: torch.device,
         max_length: int,
+        *,
         warm_up_runner: Runner | None = None,
+        backends: BackendChooser | None = None,
     ) -> None:
         self._store = store
         self._base_model = base_model
         self._device = device
         self._max_length = max_length
         self._warm_up_runner = warm_up_runner
+        self._backends = backends
         self._tokenizer = load_tokenizer(base_model)
         self._tokenizer_lock = threading.Lock()
         # Loaded once and never written: version 0 serves it as is, every other version is an
@@ -179,7 +189,15 @@ class ModelLoader:
         return self._served(version, asdict(manifest), module, manifest.max_length)
 
     def _served(self, version: int, manifest: dict[str, Any], module: torch.nn.Module, max_length: int) -> ServedModel:
-        return ServedModel(version, manifest, module, self._tokenizer, self._device, max_length, self._tokenizer_lock)
+        served = ServedModel(version, manifest, module, self._tokenizer, self._device, max_length, self._tokenizer_lock)
+        if self._backends is None:
+            return served
+
+        def encode(texts: Sequence[str], contexts: Sequence[str | None]) -> list[dict[str, torch.Tensor]]:
+            return [features for _, features in served._length_groups(texts, contexts, DEFAULT_MAX_ROWS)]
+
+        # Built here, in the loading thread: an export never delays a serving batch.
+        return replace(served, backend=self._backends.choose(version, module, encode))
 
     def _warm_up(self, served: ServedModel) -> None:
         """Run representative batches before going live: the first requests pay no one-off

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-import torch
 import uvicorn
 from fastapi import FastAPI
 
@@ -13,6 +12,9 @@ from streamtune.checkpoints import open_store
 from streamtune.config import Settings
 from streamtune.inference.admission import Admission
 from streamtune.inference.app import ServingLimits, create_app
+from streamtune.inference.backends import BackendSpec
+from streamtune.inference.backends.selection import BackendChooser
+from streamtune.inference.backends.threads import configure_threads
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.follower import VersionFollower
 from streamtune.inference.loading import ModelLoader, ServedModel
@@ -31,8 +33,10 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
     metrics.pinned_model_version.set(-1)
     store = open_store(settings.checkpoint_uri, settings.checkpoint_dir, settings.keep_versions)
     device = select_device(settings.device)
-    if settings.serve_threads is not None:
-        torch.set_num_threads(settings.serve_threads)
+    threads = configure_threads(settings.serve_threads)
+    backends = BackendChooser(
+        BackendSpec(settings.serve_backend, settings.serve_quantize), metrics, device, threads=threads
+    )
     base_model = resolve_base_model(settings.base_model)
     logger.info("serving on %s from store %s (base model %s)", describe(device), store.location, base_model)
 
@@ -48,7 +52,9 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
         admission=Admission(settings.serve_max_queue_ms / 1000, settings.serve_client_share),
         default_deadline_s=settings.serve_default_deadline_ms / 1000,
     )
-    loader = ModelLoader(store, base_model, device, settings.max_length, warm_up_runner=batcher.run_exclusive)
+    loader = ModelLoader(
+        store, base_model, device, settings.max_length, warm_up_runner=batcher.run_exclusive, backends=backends
+    )
     slot: ModelSlot[ServedModel] = ModelSlot(loader.load, metrics)
 
     def start_follower() -> VersionFollower:
