@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import httpx
+
 from streamtune.inference.validation import render_errors
 
 
@@ -68,3 +70,15 @@ def test_representable_inputs_and_contexts_are_kept():
         "ctx": {"max_length": 2},
     }
     assert rendered[1]["input"] == {"a": [1]} and rendered[1]["ctx"] == {"error": "ids"}
+
+
+def test_a_422_quotes_only_a_short_prefix_of_a_long_value(settings):
+    from tests.inference.serving import serving
+
+    long_text = "word " * 1000
+    with serving(settings, max_text_chars=100) as server:
+        response = httpx.post(f"{server.url}/v1/predict", json={"instances": [{"text": long_text, "extra": 1}]})
+    assert response.status_code == 422
+    assert len(response.text) < 1000, response.text  # not the 5,000 characters sent
+    problem = next(p for p in response.json()["detail"] if p["loc"][-1] == "text")
+    assert problem["input"] == long_text[:80] + "… (5000 characters)"

@@ -15,6 +15,10 @@ from typing import Any
 
 from fastapi.encoders import jsonable_encoder
 
+# A 422 quotes at most this much of the offending value: enough to recognise it, while a
+# 5,000-character text (or a whole rejected object) is not sent back to the client.
+MAX_QUOTED_CHARS = 80
+
 
 def strict_json_problem(value: Any) -> str | None:
     """Why ``value`` cannot be sent as strict UTF-8 JSON, or None when it can."""
@@ -27,6 +31,18 @@ def strict_json_problem(value: Any) -> str | None:
     except (TypeError, RecursionError):
         return "a value that cannot be shown"
     return None
+
+
+def quoted(value: Any) -> Any:
+    """``value`` itself when short; else a prefix of its JSON text, marked as cut.
+
+    >>> quoted("fine"), quoted("x" * 100)[-20:]
+    ('fine', 'xx… (100 characters)')
+    """
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if len(text) <= MAX_QUOTED_CHARS:
+        return value
+    return f"{text[:MAX_QUOTED_CHARS]}… ({len(text)} characters)"
 
 
 def printable(text: str) -> str:
@@ -57,7 +73,7 @@ def render_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             else:
                 problem = strict_json_problem(value)
             if problem is None:
-                item[key] = value
+                item[key] = quoted(value) if key == "input" else value
             elif key == "input":
                 item["msg"] += f" (the input holds {problem}; it is not echoed)"
         rendered.append(item)
