@@ -7,6 +7,8 @@ interpreter without clashing.
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -87,6 +89,9 @@ class TrainerMetrics:
             "Rolling ROC AUC of the current model on events before it trains on them",
             registry=r,
         )
+        # Undefined until events (of both labels, for the AUC) are scored: NaN, never a fake 0.
+        self.prequential_loss.set(math.nan)
+        self.prequential_auc.set(math.nan)
         self.gate_rejections = Counter(
             "streamtune_gate_rejections_total",
             "Candidate versions not published because they scored worse on the holdout",
