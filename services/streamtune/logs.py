@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from typing import Literal, TextIO
 
 import structlog
@@ -74,8 +75,11 @@ def configure_logging(level: str = "info", log_format: LogFormat = "text", strea
         _silence_library_progress_bars()  # a bar redrawn with \r is noise in a file or a collector
     debug = level.lower() == "debug"
     if not debug:
-        # Read when transformers is imported: its per-load reports are for debugging.
+        # Read when transformers is imported: its per-load reports are for debugging, as are
+        # libraries' notices of their own deprecations.
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.captureWarnings(True)  # the rest as log records, in the chosen format
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
     for name in UVICORN_LOGGERS:
