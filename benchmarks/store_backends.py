@@ -62,17 +62,37 @@ def manifest_for(version: int, files: dict[str, FileEntry]) -> Manifest:
     )
 
 
+class RequestCounter:
+    """HTTP requests an S3 client sends (through botocore's event hooks; retries included)."""
+
+    def __init__(self, store: VersionStore) -> None:
+        self.count = 0
+        objects = getattr(store, "objects", None)
+        if objects is not None:
+            objects.client.meta.events.register("before-send.s3", self._sent)
+
+    def _sent(self, **_: Any) -> None:
+        self.count += 1
+
+
 def measure(writer: VersionStore, reader: VersionStore, size: int, versions: int) -> dict[str, float]:
-    """Median seconds of publish, cold and warm checkout, and LATEST reads, for one backend."""
+    """Median seconds of publish, cold and warm checkout, and LATEST reads, for one backend;
+    and for object storage the requests a publish and a cold load make (load-independent)."""
     publish_s, cold_s, warm_s, latest_s = [], [], [], []
+    written, read = RequestCounter(writer), RequestCounter(reader)
+    publish_requests, load_requests = [], []
     for index in range(versions):
         weights = os.urandom(size)  # a fresh version each time: no cache can help
+        before = written.count
         started = time.perf_counter()
         manifest = writer.publish(payload_writer(weights, os.urandom(EVENTS_BYTES)), manifest_for)
         publish_s.append(time.perf_counter() - started)
+        publish_requests.append(written.count - before)
+        before = read.count
         started = time.perf_counter()
         checked_out = reader.checkout(manifest.version)
         cold_s.append(time.perf_counter() - started)
+        load_requests.append(read.count - before)
         started = time.perf_counter()
         reader.checkout(manifest.version)
         warm_s.append(time.perf_counter() - started)
@@ -87,6 +107,8 @@ def measure(writer: VersionStore, reader: VersionStore, size: int, versions: int
         "cold_load_s": median(cold_s),
         "warm_load_s": median(warm_s),
         "latest_s": median(latest_s),
+        "publish_requests": median(publish_requests),
+        "cold_load_requests": median(load_requests),
     }
 
 
@@ -115,12 +137,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "version_bytes": size + EVENTS_BYTES,
                 "local": local,
                 "s3": s3,
-                "s3_over_local": {key: s3[key] / local[key] for key in local},
+                "s3_over_local": {key: s3[key] / local[key] for key in local if key.endswith("_s")},
             }
     rows = [
         [label, operation, values["local"][operation], values["s3"][operation], values["s3_over_local"][operation]]
         for label, values in results.items()
         for operation in ("publish_s", "cold_load_s", "warm_load_s", "latest_s")
+    ]
+    rows += [
+        [label, operation, None, values["s3"][operation], None]
+        for label, values in results.items()
+        for operation in ("publish_requests", "cold_load_requests")
     ]
     table = format_table(["version", "operation", "local (s)", "s3 moto (s)", "s3 / local"], rows)
     payload = {
