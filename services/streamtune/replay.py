@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from streamtune.config import Settings
 from streamtune.kafka.clients import ensure_topics, make_producer
+from streamtune.progress import Progress, ProgressOutput
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +57,9 @@ def replay(settings: Settings, path: Path, pace: ReplayPace | None = None) -> Re
 
     producer = make_producer(settings)
     started = time.perf_counter()
-    with open(path, "rb") as lines, tqdm(disable=not pace.progress, unit="ev", file=sys.stderr) as bar:
+    total = _count_lines(path) if limit is None else min(limit, _count_lines(path))
+    output = ProgressOutput(every_s=10.0, enabled=pace.progress)
+    with open(path, "rb") as lines, Progress("replay", total, "events", output) as bar:
         for index, line in enumerate(lines):
             if limit is not None and summary.produced >= limit:
                 break
@@ -80,6 +80,11 @@ def replay(settings: Settings, path: Path, pace: ReplayPace | None = None) -> Re
     producer.flush(30)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as lines:
+        return sum(1 for _ in lines)
 
 
 def _produce(producer, topic: str, value: bytes, key: bytes | None, callback) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from streamtune.datasets.errors import DatasetError
 from streamtune.datasets.jsonl import write_jsonl
 from streamtune.datasets.movielens import movielens_events
+from streamtune.progress import Progress, tracked
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def run_movielens(args: argparse.Namespace) -> int:
     try:
         events = movielens_events(args.path, limit=args.limit, since=args.since)
         summary = EventSummary()
-        written = write_jsonl(summary.observe(events), args.output)
+        with Progress("datasets movielens", args.limit, "events") as progress:
+            written = write_jsonl(tracked(summary.observe(events), progress), args.output)
     except (DatasetError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
