@@ -152,3 +152,12 @@ def test_an_unexpected_failure_is_one_line_unless_debugging(tmp_path):
     debug = streamtune(tmp_path, "broker", "--log-level", "debug", env=env, python=broken)
     assert_short_error(plain, 1, "RuntimeError: boom", "--log-level debug")
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_evaluate_checks_free_disk_before_it_starts(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"event_id": "1", "text": "x", "label": 1}\n')
+    full_disk = "import shutil; shutil.disk_usage = lambda path: shutil._ntuple_diskusage(1 << 30, 1 << 30, 5 << 20)"
+    result = streamtune(tmp_path, "evaluate", str(events), "--work-dir", str(tmp_path), python=full_disk)
+    assert_short_error(result, 2, "evaluate needs about 2048 MiB free", "5 MiB are")
+    assert list(tmp_path.iterdir()) == [events]

@@ -4,6 +4,7 @@ traceback half-way through, or worse, a command that silently acts on the wrong 
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 from streamtune.errors import ConfigurationError
@@ -55,4 +56,15 @@ def require_pseudonymisation_key(configured: bool, checkpoint_dir: Path) -> None
         raise ConfigurationError(
             f"the store {checkpoint_dir.resolve()} holds no {KEY_FILE} and STREAMTUNE_PSEUDONYMISE_KEY is unset: "
             "no trainer has run against this store; set STREAMTUNE_CHECKPOINT_DIR to the trainer's store"
+        )
+
+
+def require_free_disk(directory: Path, needed_bytes: int, what: str) -> None:
+    """Refuse to start ``what`` when ``directory``'s file system has less than ``needed_bytes``
+    free: better at once than after an hour, with temporary files left behind."""
+    free = shutil.disk_usage(directory).free
+    if free < needed_bytes:
+        raise ConfigurationError(
+            f"{what} needs about {needed_bytes >> 20} MiB free in {directory} and {free >> 20} MiB are; "
+            "free some space or point --work-dir elsewhere"
         )
