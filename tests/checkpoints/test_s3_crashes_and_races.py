@@ -66,6 +66,7 @@ def test_a_writer_killed_after_the_manifest_leaves_a_whole_version_latest_unmove
     assert publish(reader, b"third").version == 3
 
 
+@pytest.mark.slow
 def test_a_reader_racing_200_publishes_never_loads_a_partial_version(tmp_path, s3_bucket):
     uri = f"s3://{s3_bucket}/race"
     writer = open_store(uri, tmp_path / "writer", keep_versions=5)
