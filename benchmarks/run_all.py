@@ -5,9 +5,9 @@ root), so one's threads, caches and memory never colour another's figures; each 
 JSON under ``benchmarks/results/``. The headline figures are gathered into
 ``benchmarks/results/summary.json`` (the one result file kept in version control).
 
-Usage: ``python benchmarks/run_all.py [--quick] [--only freshness,ingest] [--serving]``. On two
-CPU cores the whole run takes about 13 minutes; ``--serving`` adds the serving benchmark
-(another few minutes).
+Usage: ``python benchmarks/run_all.py [--quick] [--only freshness,ingest]``. On two CPU cores
+the whole run takes about 13 minutes, and the serving benchmark (streamtune against a naive
+server, each forward backend, swaps under load) about 10 more.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-BENCHMARKS = ("ingest", "publish_swap", "store_backends", "pipeline_efficiency", "freshness")
+BENCHMARKS = ("ingest", "publish_swap", "store_backends", "pipeline_efficiency", "freshness", "serving")
 
 
 def _round(value: Any, digits: int = 3) -> Any:
@@ -76,7 +76,22 @@ def store_backends_headline(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def serving_headline(result: dict[str, Any]) -> dict[str, Any]:
+    """Per model: each backend's throughput and p99 against the naive server at c=32, its score
+    difference to torch, and the swap figures (see benchmarks/serving.py)."""
+    figures: dict[str, Any] = {}
+    for model, values in result["results"].items():
+        for variant, ratios in values["backend_ratios"].items():
+            figures[f"{model}_{variant}_throughput_vs_naive_c32"] = _round(ratios["throughput_vs_naive_c32"], 2)
+            figures[f"{model}_{variant}_p99_vs_naive_c32"] = _round(ratios["p99_vs_naive_c32"], 2)
+            figures[f"{model}_{variant}_score_difference"] = values["backends"][variant]["score_difference"]
+        figures[f"{model}_p99_swaps_vs_steady"] = _round(values["ratios"]["p99_swaps_vs_steady"], 2)
+        figures[f"{model}_errors"] = values["ratios"]["errors"]
+    return figures
+
+
 HEADLINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "serving": serving_headline,
     "freshness": freshness_headline,
     "pipeline_efficiency": pipeline_headline,
     "ingest": ingest_headline,
@@ -108,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny runs that only check every benchmark works")
     parser.add_argument("--only", default=None, help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
-    parser.add_argument("--serving", action="store_true", help="also run benchmarks/serving.py")
+    parser.add_argument("--serving", action="store_true", help="(kept for old scripts) serving always runs")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(BENCHMARKS)
-    if args.serving:
+    if args.serving and "serving" not in names:
         names.append("serving")
     unknown = set(names) - {*BENCHMARKS, "serving"}
     if unknown:

@@ -3,7 +3,9 @@
 In one run, against real servers on loopback (each a child process):
 
 1. streamtune (``streamtune serve``, dynamic batching): throughput and p50/p99 latency of
-   ``/v1/predict`` with one instance per request, at concurrency 1, 8 and 32;
+   ``/v1/predict`` with one instance per request, at concurrency 1, 8 and 32, on each forward
+   backend (torch, torch int8, ONNX Runtime, ONNX int8), with each backend's score difference
+   to torch on the reference set it was accepted on;
 2. the same load at concurrency 32 while the served version changes every 2 s — two published
    versions pinned alternately through the admin API, so no trainer load confounds the figure:
    errors (non-200, or a version incoherent with the body), p99 of the whole run and of the
@@ -58,6 +60,22 @@ WARMUP_S = 1.0  # of load before each measured window, excluded
 # threads), and the same with one torch thread per forward, which avoids OpenMP thread teams
 # contending for two cores when many pool threads run forwards at once.
 NAIVE_VARIANTS = {"naive": {}, "naive-1thread": {"OMP_NUM_THREADS": "1"}}
+# streamtune with each forward-pass backend (see streamtune.inference.backends); the first is
+# the text path's headline (torch) and the one measured under swaps.
+STREAMTUNE_VARIANTS = {
+    "streamtune": {"STREAMTUNE_SERVE_BACKEND": "torch"},
+    "streamtune-int8": {"STREAMTUNE_SERVE_QUANTIZE": "int8"},
+    "streamtune-onnx": {"STREAMTUNE_SERVE_BACKEND": "onnx"},
+    "streamtune-onnx-int8": {"STREAMTUNE_SERVE_BACKEND": "onnx", "STREAMTUNE_SERVE_QUANTIZE": "int8"},
+}
+# A closed loop of 32 clients can never queue more than 32 rows, so admission control has
+# nothing to protect here; left on, it would refuse most of the load (all clients share one
+# address, hence one client share) and measure refusals instead of scoring.
+ADMIT_EVERYTHING = {
+    "STREAMTUNE_SERVE_MAX_QUEUE_MS": "600000",
+    "STREAMTUNE_SERVE_CLIENT_SHARE": "1",
+    "STREAMTUNE_SERVE_DEFAULT_DEADLINE_MS": "600000",
+}
 MAX_LENGTH = 128
 WORDS = (
     *("film", "story", "love", "war", "space", "detective", "family", "comedy", "drama", "night"),
@@ -359,19 +377,44 @@ def server_metrics(port: int) -> dict:
     }
 
 
+def backend_figures(port: int, server: str) -> dict:
+    """What a streamtune variant serves on: its backend's score difference to torch on the
+    reference set (checked at load) and how many versions it refused (served on torch)."""
+    from streamtune.inference.backends.acceptance import TOLERANCES
+
+    backend = STREAMTUNE_VARIANTS[server]
+    quantize = backend.get("STREAMTUNE_SERVE_QUANTIZE", "none")
+    name = backend.get("STREAMTUNE_SERVE_BACKEND", "torch") + ("" if quantize == "none" else f"-{quantize}")
+    difference, refused = None, 0.0
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
+        if line.startswith(f'streamtune_serve_backend_score_difference{{backend="{name}"}}'):
+            difference = float(line.rpartition(" ")[2])
+        elif line.startswith("streamtune_serve_backend_rejections_total{") and f'backend="{name}"' in line:
+            refused += float(line.rpartition(" ")[2])
+    return {"backend": name, "score_difference": difference, "tolerance": TOLERANCES[quantize], "refused": refused}
+
+
 def bench_model(
-    name: str, base_model: str, workdir: Path, bootstrap: str, seconds: float, repeats: int, swap_seconds: float
+    name: str,
+    base_model: str,
+    workdir: Path,
+    bootstrap: str,
+    seconds: float,
+    repeats: int,
+    swap_seconds: float,
+    variants: tuple[str, ...] = tuple(STREAMTUNE_VARIANTS),
 ) -> dict:
     """Both servers run side by side and are measured in turns (order alternating between
     repeats), so a change in the machine's background load hits both alike; each swap run
     follows the steady run it is compared with."""
     print(f"== {name} ({base_model})", flush=True)
+    selected = {variant: STREAMTUNE_VARIANTS[variant] for variant in ("streamtune", *variants)}
     store = CheckpointStore(workdir / name / "checkpoints")
     pins = publish_trained_versions(store, base_model, 2)
     full_version = publish_full_version(store, base_model)
     store.set_latest(pins[-1])
     bodies = payloads(256)
-    ports = {server: free_port() for server in ("streamtune", *NAIVE_VARIANTS)}
+    ports = {server: free_port() for server in (*selected, *NAIVE_VARIANTS)}
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -384,12 +427,17 @@ def bench_model(
         "STREAMTUNE_MAX_LENGTH": str(MAX_LENGTH),
         "STREAMTUNE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "STREAMTUNE_MODELS_TOPIC": f"bench-models-{name}",
+        **ADMIT_EVERYTHING,
     }
-    commands = {"streamtune": ([sys.executable, "-m", "streamtune.cli", "--log-level", "warning", "serve"], env)}
+    serve = [sys.executable, "-m", "streamtune.cli", "--log-level", "warning", "serve"]
+    commands = {
+        server: (serve, env | backend | {"STREAMTUNE_HTTP_PORT": str(ports[server])})
+        for server, backend in selected.items()
+    }
     for variant, extra_env in NAIVE_VARIANTS.items():
         naive = [sys.executable, "-m", "benchmarks.naive_server", base_model, str(ports[variant])]
         commands[variant] = ([*naive, "--max-length", str(MAX_LENGTH)], env | extra_env)
-    versions = {server: set(pins) if server == "streamtune" else None for server in ports}
+    versions = {server: set(pins) if server in selected else None for server in ports}
     runs: dict[str, dict[int, list[dict]]] = {server: {c: [] for c in CONCURRENCIES} for server in ports}
     swap_runs: list[dict] = []
     with contextlib.ExitStack() as stack:
@@ -397,13 +445,14 @@ def bench_model(
             server: stack.enter_context(child(command, server_env, ports[server], workdir / f"{name}-{server}.log")).pid
             for server, (command, server_env) in commands.items()
         }
-        pinned = httpx.post(
-            f"http://127.0.0.1:{ports['streamtune']}/v1/admin/pin",
-            json={"version": pins[0]},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=60,
-        )
-        pinned.raise_for_status()
+        for server in selected:
+            pinned = httpx.post(
+                f"http://127.0.0.1:{ports[server]}/v1/admin/pin",
+                json={"version": pins[0]},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                timeout=300,  # the ONNX variants export the version first
+            )
+            pinned.raise_for_status()
         for repeat in range(repeats):
             order = list(ports) if repeat % 2 == 0 else list(ports)[::-1]
             for concurrency in CONCURRENCIES:
@@ -422,6 +471,7 @@ def bench_model(
                 f"  streamtune    c={SWAP_CONCURRENCY:<3} {swap_run['throughput_rps']:7.1f} req/s, swapping", flush=True
             )
         server_figures = server_metrics(ports["streamtune"])
+        backends = {server: backend_figures(ports[server], server) for server in selected}
         # One more swap of each kind, idle, for its memory: LoRA (an overlay of the adapted
         # layers) and full fine-tuning (a whole staging copy).
         server_figures["full_swap"] = swap_cost(ports["streamtune"], full_version)
@@ -438,10 +488,20 @@ def bench_model(
         ),
     }
     result["server"] = server_figures
+    result["backends"] = backends
     top = CONCURRENCIES[-1]
     # The baseline is the better naive variant at that concurrency: the ratio is not inflated
     # by a configuration a careful user would avoid.
     baseline = max(NAIVE_VARIANTS, key=lambda variant: result[variant][top]["throughput_rps"])
+    result["backend_ratios"] = {
+        server: {
+            "throughput_vs_naive_c32": result[server][top]["throughput_rps"] / result[baseline][top]["throughput_rps"],
+            "p99_vs_naive_c32": result[server][top]["p99_ms"] / result[baseline][top]["p99_ms"],
+            "cpu_per_request_naive_vs_server_c32": result[baseline][top]["cpu_ms_per_request"]
+            / result[server][top]["cpu_ms_per_request"],
+        }
+        for server in selected
+    }
     result["ratios"] = {
         "baseline": baseline,
         "throughput_vs_naive_c32": result["streamtune"][top]["throughput_rps"]
@@ -469,7 +529,7 @@ def table(results: dict) -> str:
         f"{'CPU ms/req':>10}"
     ]
     for name, result in results.items():
-        for server in ("streamtune", *NAIVE_VARIANTS):
+        for server in (*result["backends"], *NAIVE_VARIANTS):
             for concurrency in CONCURRENCIES:
                 row = result[server][concurrency]
                 lines.append(
@@ -490,6 +550,22 @@ def table(results: dict) -> str:
             f"p99 swapping/steady {ratios['p99_swaps_vs_steady']:.2f} (goal <= 1.1; requests overlapping a swap "
             f"{ratios['p99_in_swap_window_vs_steady']:.2f}); errors {ratios['errors']} (goal 0)"
         )
+        for variant, figures in result["backend_ratios"].items():
+            backend = result["backends"][variant]
+            difference = backend["score_difference"]
+            agreement = (
+                "reference (plain torch)"
+                if difference is None and not backend["refused"]
+                else f"scores within {difference:.1e} of torch (tolerance {backend['tolerance']:.0e}), "
+                f"{backend['refused']:.0f} versions refused"
+                if difference is not None
+                else f"refused {backend['refused']:.0f} versions (served on torch)"
+            )
+            lines.append(
+                f"{name:<8} {variant:<22} vs {ratios['baseline']}: throughput at c=32 "
+                f"{figures['throughput_vs_naive_c32']:.2f}x, p99 {figures['p99_vs_naive_c32']:.2f}, CPU per request "
+                f"{figures['cpu_per_request_naive_vs_server_c32']:.2f}x less; {agreement}"
+            )
         lora, full = server["lora_swap"], server["full_swap"]
         lines.append(
             f"{name:<8} swaps under load: {server['swap_seconds_mean'] * 1000:.0f} ms mean (verify, build, warm up "
@@ -502,14 +578,20 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "serving.json")
     parser.add_argument("--models", default="minilm,tiny", help="comma-separated: minilm, tiny")
     parser.add_argument("--seconds", type=float, default=2.0, help="measured seconds per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is reported)")
     parser.add_argument("--swap-seconds", type=float, default=8.0, help="measured seconds per run with swaps")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--variants", default=",".join(STREAMTUNE_VARIANTS), help="streamtune variants (backends), comma-separated"
+    )
+    args = parser.parse_args(argv)
+    variants = tuple(args.variants.split(","))
+    if unknown := set(variants) - set(STREAMTUNE_VARIANTS):
+        parser.error(f"unknown variants {sorted(unknown)}: use {', '.join(STREAMTUNE_VARIANTS)}")
     started, started_machine = time.perf_counter(), machine()
     results = {}
     with work_directory("serving") as workdir, embedded_broker(workdir) as bootstrap:
@@ -523,7 +605,9 @@ def main() -> None:
                 base_model, repeats = save_tiny_bert(workdir / "tiny-bert", tokenizer_from=resolve_base_model(None)), 1
             else:
                 raise SystemExit(f"unknown model {name!r}: use minilm or tiny")
-            results[name] = bench_model(name, base_model, workdir, bootstrap, args.seconds, repeats, args.swap_seconds)
+            results[name] = bench_model(
+                name, base_model, workdir, bootstrap, args.seconds, repeats, args.swap_seconds, variants
+            )
     settings = {
         "concurrencies": CONCURRENCIES,
         "swap_every_s": SWAP_EVERY_S,
@@ -532,10 +616,13 @@ def main() -> None:
         "swap_seconds": args.swap_seconds,
         "max_length": MAX_LENGTH,
         "naive_variants": NAIVE_VARIANTS,
+        "streamtune_variants": {variant: STREAMTUNE_VARIANTS[variant] for variant in ("streamtune", *variants)},
+        "server_environment": ADMIT_EVERYTHING,
     }
     payload = {"settings": settings, "results": results, "elapsed_s": round(time.perf_counter() - started)}
     print()
     write_result(args.out, "serving", started_machine, payload, table(results))
+    return payload
 
 
 if __name__ == "__main__":

@@ -189,8 +189,11 @@ class Settings(BaseSettings):
     # Larger bodies are refused with 413 before they are parsed (256 instances of 4096
     # characters fit comfortably).
     max_request_bytes: int = Field(default=1 << 20, ge=1024)
-    # Threads per forward pass; None: every usable core (affinity, cgroup quota) but one, which
-    # is left to the event loop. On two busy cores one thread answered 4x the requests of two.
+    # Batcher workers running forward passes side by side, and threads per forward; None: on CPU
+    # two workers sharing the usable cores (affinity, cgroup quota) less one for the event loop,
+    # one thread each on two cores; on CUDA one worker. On two busy cores one forward with two
+    # threads answered a quarter of the requests one thread did (OpenMP barriers, measured).
+    serve_workers: int | None = Field(default=None, ge=1)
     serve_threads: int | None = Field(default=None, ge=1)
     # The forward pass: torch, or ONNX Runtime (the onnx extra; each version exported when it
     # loads), optionally with int8 weights (CPU). A backend serves a version only if its scores

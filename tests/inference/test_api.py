@@ -85,7 +85,8 @@ def test_invalid_requests_are_refused_with_the_reason(settings):
 
 
 def test_overload_is_answered_429_with_retry_after_and_queued_work_completes(settings):
-    with serving(settings, max_instances=4, serve_max_queue=4) as server:
+    # One batcher worker, so that holding it holds every forward.
+    with serving(settings, max_instances=4, serve_max_queue=4, serve_workers=1) as server:
         batcher = server.app.state.batcher
         release, running = threading.Event(), threading.Event()
         holder = threading.Thread(target=batcher.run_exclusive, args=(lambda: (running.set(), release.wait(30)),))

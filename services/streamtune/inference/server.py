@@ -14,7 +14,7 @@ from streamtune.inference.admission import Admission
 from streamtune.inference.app import ServingLimits, create_app
 from streamtune.inference.backends import BackendSpec
 from streamtune.inference.backends.selection import BackendChooser
-from streamtune.inference.backends.threads import configure_threads
+from streamtune.inference.backends.threads import configure_threads, forward_plan
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.follower import VersionFollower
 from streamtune.inference.loading import ModelLoader, ServedModel
@@ -33,9 +33,9 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
     metrics.pinned_model_version.set(-1)
     store = open_store(settings.checkpoint_uri, settings.checkpoint_dir, settings.keep_versions)
     device = select_device(settings.device)
-    threads = configure_threads(settings.serve_threads)
+    plan = configure_threads(forward_plan(settings.serve_threads, settings.serve_workers, device.type == "cuda"))
     backends = BackendChooser(
-        BackendSpec(settings.serve_backend, settings.serve_quantize), metrics, device, threads=threads
+        BackendSpec(settings.serve_backend, settings.serve_quantize), metrics, device, threads=plan.threads
     )
     base_model = resolve_base_model(settings.base_model)
     logger.info("serving on %s from store %s (base model %s)", describe(device), store.location, base_model)
@@ -51,6 +51,7 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
         max_queued=max(settings.serve_max_queue, settings.max_instances),  # a full request always fits
         admission=Admission(settings.serve_max_queue_ms / 1000, settings.serve_client_share),
         default_deadline_s=settings.serve_default_deadline_ms / 1000,
+        workers=plan.workers,
     )
     loader = ModelLoader(
         store, base_model, device, settings.max_length, warm_up_runner=batcher.run_exclusive, backends=backends

@@ -1,11 +1,13 @@
-"""How many threads the forward pass gets: the cores this process may actually use, less one
-for the event loop when there are few.
+"""How the cores this process may actually use are split between forward passes: how many
+batcher workers run forwards side by side, and how many threads each forward gets.
 
-On two shared cores, two torch threads per forward were measured at 6 requests/s and 87 CPU
+On two shared cores, one forward with two torch threads was measured at 6 requests/s and 87 CPU
 ms/request against 25 requests/s and 11.5 ms with one thread (``benchmarks/serving_profile.py``,
 load average ~7): every parallel region waits at its barrier for a thread the scheduler has
-descheduled, spinning meanwhile. One core is left to uvicorn's event loop (HTTP, JSON, the
-hand-offs), which would otherwise be descheduled behind the forward's threads.
+descheduled, spinning meanwhile. So on CPU two workers run single-threaded forwards side by
+side on two cores (no barrier between them), and on larger machines each of the two gets an
+equal share of the cores less one, which is left to uvicorn's event loop (HTTP, JSON, the
+hand-offs). On CUDA one worker feeds the device: one batch in flight on its stream.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -36,24 +39,46 @@ def usable_cores(cpu_max: Path = _CGROUP_CPU_MAX) -> int:
     return cores
 
 
-def forward_threads(configured: int | None, cores: int | None = None) -> int:
-    """``configured`` if set, else every usable core but one (at least one).
+@dataclass(frozen=True)
+class ForwardPlan:
+    """Batcher workers running forwards side by side, and threads per forward."""
 
-    >>> forward_threads(None, cores=2), forward_threads(None, cores=8), forward_threads(3, cores=8)
-    (1, 7, 3)
+    workers: int
+    threads: int
+
+
+def forward_plan(
+    threads: int | None = None, workers: int | None = None, cuda: bool = False, cores: int | None = None
+) -> ForwardPlan:
+    """The split of ``cores`` (default: :func:`usable_cores`); ``threads`` / ``workers`` as
+    configured win over the defaults.
+
+    >>> forward_plan(cores=1), forward_plan(cores=2)
+    (ForwardPlan(workers=1, threads=1), ForwardPlan(workers=2, threads=1))
+    >>> forward_plan(cores=8), forward_plan(cores=8, cuda=True)
+    (ForwardPlan(workers=2, threads=3), ForwardPlan(workers=1, threads=7))
+    >>> forward_plan(threads=2, cores=2)  # a configured thread count keeps one worker unless told
+    ForwardPlan(workers=1, threads=2)
     """
-    if configured is not None:
-        return configured
     cores = usable_cores() if cores is None else cores
-    return max(1, cores - 1)
+    if workers is None:
+        workers = 1 if cuda or threads is not None or cores < 2 else 2
+    if threads is None:
+        threads = max(1, (cores - 1) // workers) if cores > 2 else 1
+    return ForwardPlan(workers, threads)
 
 
-def configure_threads(configured: int | None) -> int:
-    """Size torch's thread pools for serving (called once at start-up) and return the count."""
-    threads = forward_threads(configured)
-    torch.set_num_threads(threads)
-    # One forward at a time: no inter-op parallelism to use. Raises if inter-op work already ran.
+def configure_threads(plan: ForwardPlan) -> ForwardPlan:
+    """Size torch's thread pools for ``plan`` (once, at start-up)."""
+    torch.set_num_threads(plan.threads)
+    # Forwards run whole on their worker: no inter-op parallelism to use. Raises if inter-op
+    # work already ran in this process.
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
-    logger.info("forward passes use %d thread(s) of %d usable core(s)", threads, usable_cores())
-    return threads
+    logger.info(
+        "%d worker(s) run forward passes, %d thread(s) each, on %d usable core(s)",
+        plan.workers,
+        plan.threads,
+        usable_cores(),
+    )
+    return plan
