@@ -128,8 +128,8 @@ class Observer:
 
 
 def measure_capacity(load: PredictLoad, seconds: float, instances: int) -> dict[str, Any]:
-    """Goodput with a closed loop keeping 16 requests in flight: the server's capacity."""
-    load.concurrency = 16
+    """Goodput with a closed loop keeping 8 requests in flight: the server's capacity."""
+    load.concurrency = 8
     time.sleep(3)  # warm
     start, first = time.monotonic(), len(load.outcomes)
     time.sleep(seconds)

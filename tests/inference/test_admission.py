@@ -139,15 +139,17 @@ def server(settings):
         yield running
 
 
-def hold_worker(server) -> threading.Event:
-    """Occupy the running server's batcher worker until the returned event is set."""
+def hold_worker(server, tasks: int = 4) -> threading.Event:
+    """Occupy every worker of the running server's batcher until the returned event is set:
+    more holding tasks than workers, so a worker that finishes one picks up the next."""
     release, running = threading.Event(), threading.Event()
 
     def hold() -> None:
         running.set()
         release.wait(60)
 
-    threading.Thread(target=server.app.state.batcher.run_exclusive, args=(hold,), daemon=True).start()
+    for _ in range(tasks):
+        threading.Thread(target=server.app.state.batcher.run_exclusive, args=(hold,), daemon=True).start()
     assert running.wait(10)
     return release
 

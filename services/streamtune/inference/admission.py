@@ -105,7 +105,9 @@ class Admission:
     max_queue_s: float
     client_share: float = 1.0
 
-    def check(self, rows: int, ahead: int, client_rows: int, rows_per_second: float | None, deadline_s: float) -> None:
+    def check(
+        self, rows: int, ahead: float, client_rows: int, rows_per_second: float | None, deadline_s: float
+    ) -> None:
         """Raise the :class:`ShedError` refusing a request of ``rows`` with ``ahead`` rows
         queued or being scored in front of it (``client_rows`` of them its client's), or return
         when it is admitted. Without a measured rate (nothing scored yet) every request is
