@@ -24,7 +24,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-BENCHMARKS = ("ingest", "publish_swap", "store_backends", "pipeline_efficiency", "freshness", "serving")
+BENCHMARKS = ("ingest", "publish_swap", "store_backends", "pipeline_efficiency", "freshness", "serving", "soak")
+# The soak in `make bench`: 3 minutes of the whole stack at about twice what the trainer sustains
+# on two cores (40 events/s; MiniLM trains ~20/s), predict traffic beside it, one SIGKILL of each
+# child (`python -m benchmarks.soak --help` for longer runs, overload and more kills).
+SOAK_ARGUMENTS = ("--minutes", "3", "--events-per-s", "40", "--requests-per-s", "10")
+SOAK_KILLS = ("--kill", "trainer,server", "--kills", "2", "--kill-every", "60")
 
 
 def _round(value: Any, digits: int = 3) -> Any:
@@ -90,8 +95,21 @@ def serving_headline(result: dict[str, Any]) -> dict[str, Any]:
     return figures
 
 
+def soak_headline(result: dict[str, Any]) -> dict[str, Any]:
+    """Fairness, predict figures, memory slopes and restarts of the soak."""
+    predict = result["predict_whole_run"]
+    return {
+        "partition_share_worst_off_by": result["fairness_over_run"]["worst_off_by"],
+        **{f"predict_{key}": predict[key] for key in ("goodput_rows_per_s", "p50_ms", "p99_ms", "shed_rate")},
+        "status_5xx_not_shed": predict["status_5xx_not_shed"],
+        **{f"rss_slope_{role}_mib_per_h": slope for role, slope in result["memory_slope_mib_per_hour"].items()},
+        "restarts": result["restarts"],
+    }
+
+
 HEADLINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "serving": serving_headline,
+    "soak": soak_headline,
     "freshness": freshness_headline,
     "pipeline_efficiency": pipeline_headline,
     "ingest": ingest_headline,
@@ -108,6 +126,8 @@ def run(name: str, quick: bool, out_dir: Path) -> tuple[dict[str, Any] | None, f
         command.append("--quick")
     if name == "serving" and quick:
         command = [sys.executable, "-m", "benchmarks.serving", "--out", str(out), "--models", "tiny", "--repeats", "1"]
+    if name == "soak":
+        command += ["--minutes", "0.5", "--events-per-s", "20"] if quick else [*SOAK_ARGUMENTS, *SOAK_KILLS]
     print(f"\n=== {name} ===", flush=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     started = time.perf_counter()

@@ -155,3 +155,5 @@ class PredictLoad(threading.Thread):
             if writer is not None:
                 writer.close()
         self.outcomes.append(Outcome(sent, status, ttfb, time.monotonic() - sent, version))
+        if self.concurrency and status in (429, 503):
+            await asyncio.sleep(0.02)  # a closed loop must not turn sheds into a retry storm

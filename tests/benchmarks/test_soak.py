@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import soak
+from benchmarks import run_all, soak
 
 pytestmark = pytest.mark.slow
 
@@ -40,3 +40,5 @@ def test_a_short_soak_is_fair_and_answers_every_request(tiny_model_dir, tmp_path
     assert {"supervisor", "broker", "trainer", "server"} <= set(result["samples"][0]["rss_mib"])
     assert result["samples"][-1]["store_mib"] > 0
     assert result["stack_exit_status"] == 0
+    headline = run_all.soak_headline(result)  # what `make bench` summarises
+    assert headline["status_5xx_not_shed"] == 0 and headline["partition_share_worst_off_by"] <= 0.10
