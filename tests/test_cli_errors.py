@@ -161,3 +161,11 @@ def test_evaluate_checks_free_disk_before_it_starts(tmp_path):
     result = streamtune(tmp_path, "evaluate", str(events), "--work-dir", str(tmp_path), python=full_disk)
     assert_short_error(result, 2, "evaluate needs about 2048 MiB free", "5 MiB are")
     assert list(tmp_path.iterdir()) == [events]
+
+
+def test_an_unreachable_broker_is_one_line_naming_the_address_not_a_flood(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"event_id": "1", "text": "x", "label": 1}\n')
+    result = streamtune(tmp_path, "replay", str(events), env={"STREAMTUNE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
+    assert_short_error(result, 1, "Kafka at 127.0.0.1:9 did not answer", "STREAMTUNE_KAFKA_BOOTSTRAP_SERVERS")
+    assert "rdkafka" not in result.stderr

@@ -57,7 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:
+        if type(error).__name__ == "KafkaException" and hasattr(args, "settings"):
+            return _fail(command, StreamtuneError(_kafka_problem(error, args.settings)), 1, debug)
         return _fail(command, error, 1, debug, with_type=True)
+
+
+def _kafka_problem(error: Exception, settings: Settings) -> str:
+    cause = error.args[0] if error.args else error
+    reason = cause.str() if hasattr(cause, "str") else str(cause)
+    return (
+        f"Kafka at {settings.bootstrap_servers} did not answer ({reason}); is the broker running "
+        "(`streamtune up`), and is STREAMTUNE_KAFKA_BOOTSTRAP_SERVERS right?"
+    )
 
 
 def _fail(command: str, error: BaseException, status: int, debug: bool, with_type: bool = False) -> int:

@@ -10,15 +10,17 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamtune.config import Settings
+from streamtune.kafka.client_logs import LIBRDKAFKA_LOGGER
 
 logger = logging.getLogger(__name__)
 
 _SECRET_KEYS = ("password", "secret", "token", "key.pem", "sasl.oauthbearer.config")
 
 
-def client_config(settings: Settings) -> dict[str, str]:
-    """Connection properties common to every client: servers, security, extra properties."""
-    config: dict[str, str] = {"bootstrap.servers": settings.bootstrap_servers}
+def client_config(settings: Settings) -> dict[str, object]:
+    """Connection properties common to every client: servers, security, extra properties; the
+    client's own log lines go to Python logging (see :mod:`streamtune.kafka.client_logs`)."""
+    config: dict[str, object] = {"bootstrap.servers": settings.bootstrap_servers, "logger": LIBRDKAFKA_LOGGER}
     if settings.kafka_security_protocol:
         config["security.protocol"] = settings.kafka_security_protocol
     if settings.kafka_sasl_mechanism:
