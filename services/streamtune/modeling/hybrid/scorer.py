@@ -8,8 +8,9 @@
           + MLP([v_user * (v_item + P t_item), rates, P t_item, t_item . t_liked, t_item . t_disliked])
 
 ``rates`` are the logit of each side's smoothed like-rate, the global rate's logit, the
-log-counts and the logit of each side's recent like-rate; ``w`` starts at (1, 1, -1, 0, ...), so an untrained model already scores as the
-running like-rate counter and everything else learns the residual. Text terms vanish when
+log-counts and the logits of each side's recent like-rates (one per decay rate); ``w`` starts
+at (1, 1, -1, 0, ...), so an untrained model scores exactly as the running like-rate counter
+(:mod:`streamtune.evaluation.popularity`) and everything else learns the residual. Text terms vanish when
 the model is built without text (the "ids" ablation) or a text is absent, and unknown rows
 are zero, so unknown ids fall back to the rate prior and the text terms.
 

@@ -6,6 +6,10 @@ key like any id, so the model can keep running like-counts and a learned bias fo
 this kind" and for "this user on films of this kind" — what a film seen for the first time
 can borrow from films like it.
 
+Measured on ml-latest-small (6 bits, batches of 16): overall AUC +0.0003 on the 20,000-event
+slice and cold-event AUC no better than the text terms alone, so the model keeps these rows
+off by default (``HybridConfig.kind_bits = 0``).
+
 References
 ----------
 Charikar, M. (2002). Similarity Estimation Techniques from Rounding Algorithms. STOC.
