@@ -42,7 +42,7 @@ def unknown_names(names: Iterable[str], model: type[BaseModel], where: str) -> l
     >>> from pydantic import BaseModel
     >>> class Demo(BaseModel):
     ...     batch_size: int = 1
-    >>> unknown_names(["STREAMTUNE_BATCH_SIZ", "STREAMTUNE_BATCH_SIZE", "HOME"], Demo, "environment")
+    >>> unknown_names(["STREAMTUNE_BATCH_SIZ", "STREAMTUNE_BATCH_SIZE", "HOME"], Demo, "the environment")
     ['unknown setting STREAMTUNE_BATCH_SIZ in the environment; did you mean STREAMTUNE_BATCH_SIZE?']
     """
     valid = [env_name(field) for field in model.model_fields]

@@ -69,6 +69,7 @@ def test_pin_serves_a_version_until_unpinned_and_refusals_keep_the_old_one(setti
             "model_version": 1,
             "manifest": None,
             "pinned": 1,
+            "trained": True,
         }
 
         publish_perturbed_version(store, settings.base_model, seed=4)
