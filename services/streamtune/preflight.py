@@ -43,8 +43,8 @@ def require_store(checkpoint_dir: Path) -> None:
     not create an empty store of its own and report success."""
     if not checkpoint_dir.is_dir():
         raise ConfigurationError(
-            f"no checkpoint store at {checkpoint_dir.resolve()} (STREAMTUNE_CHECKPOINT_DIR); "
-            "point STREAMTUNE_CHECKPOINT_DIR at the store the trainer uses"
+            f"no checkpoint store at {checkpoint_dir.resolve()} (STREAMTUNE_CHECKPOINT_DIR); point "
+            "STREAMTUNE_CHECKPOINT_DIR (or STREAMTUNE_CHECKPOINT_URI) at the store the trainer uses"
         )
 
 
