@@ -36,6 +36,7 @@ from benchmarks.harness import (
 from benchmarks.soak_kills import Killer, kill_report, readiness_probes
 from benchmarks.soak_load import EventProducer, PredictLoad
 from benchmarks.soak_probe import (
+    bucket_quantile,
     directory_bytes,
     fairness,
     labelled,
@@ -44,6 +45,7 @@ from benchmarks.soak_probe import (
     scrape,
     slope_per_hour,
     stack_processes,
+    status_buckets,
     trained_offsets,
 )
 from benchmarks.soak_report import exactly_once, overload_ratios, summary_table, swap_latencies
@@ -52,6 +54,10 @@ from streamtune.config import Settings
 from streamtune.evaluation.children import free_port
 
 HOST = "127.0.0.1"
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
 
 
 def stack_settings(work_dir: Path, base_model: str, args: Any) -> Settings:
@@ -89,6 +95,7 @@ class Observer:
         self.started = time.monotonic()
         self.samples: list[dict[str, Any]] = []
         self._seen = 0
+        self.shed_buckets: dict[float, float] = {}
 
     def sample(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -97,6 +104,8 @@ class Observer:
         self._seen += len(outcomes)
         trainer = scrape(f"http://{HOST}:{self.settings.trainer_metrics_port}/metrics")
         supervisor = scrape(f"http://{HOST}:{self.settings.supervisor_metrics_port}/metrics")
+        server = scrape(f"http://{HOST}:{self.settings.http_port}/metrics")
+        shed_buckets = status_buckets(server, "/v1/predict", "503") or self.shed_buckets
         sample = {
             "_at": now,
             "t_s": round(now - self.started, 1),
@@ -106,15 +115,19 @@ class Observer:
             "trained_offsets": trained_offsets(self.store),
             "version": self.store.latest_version(),
             "predict": predict_stats(outcomes, window, self.instances),
+            # The server's own time to answer a shed request (its histogram: a bucket bound).
+            "server_shed_p99_at_most_ms": _ms(bucket_quantile(shed_buckets, self.shed_buckets, 0.99)),
             "restarts": labelled(supervisor, "streamtune_child_restarts_total", "child"),
         }
         self.samples.append(sample)
+        self.shed_buckets = shed_buckets
         p = sample["predict"]
         print(
             f"[{sample['t_s']:7.1f} s] rss {sample['rss_mib']} MiB, store {sample['store_mib']} MiB, "
             f"v{sample['version']}, lag {sample['lag']}, trained {sample['trained_offsets']}, "
             f"predict ok {p['ok']}/{p['requests']} p50 {p['p50_ms']} p99 {p['p99_ms']} ms, shed {p['shed_rate']} "
-            f"(ttfb p99 {p['shed_ttfb_p99_ms']} ms), 5xx {p['status_5xx_not_shed']}, restarts {sample['restarts']}",
+            f"(ttfb p99 {p['shed_ttfb_p99_ms']} ms, server ≤ {sample['server_shed_p99_at_most_ms']} ms), "
+            f"5xx {p['status_5xx_not_shed']}, restarts {sample['restarts']}",
             flush=True,
         )
         return sample
@@ -192,6 +205,7 @@ def run(args: Any, work_dir: Path, base_model: str) -> dict[str, Any]:
         "produced_per_partition": dict(producer.produced),
         "predict_whole_run": predict_stats(load.outcomes, time.monotonic() - observer.started, args.instances),
         "swap_latency_s": [latency for _, latency in swaps],
+        "server_shed_p99_at_most_ms": _ms(bucket_quantile(observer.shed_buckets, {}, 0.99)),
         "restarts": final["restarts"],
         "kills": kill_report(killer.kills, load.outcomes) if killer else [],
         "exactly_once": exactly_once(observer.store, producer, args.partitions, settings.holdout_share),

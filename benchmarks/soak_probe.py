@@ -121,3 +121,23 @@ def fairness(advanced: dict[int, int], produced: dict[int, int]) -> dict[str, An
         }
     worst = max((s["off_by"] for s in shares.values() if s["off_by"] is not None), default=None)
     return {"partitions": shares, "worst_off_by": worst, "within_10_percent": worst is not None and worst <= 0.10}
+
+
+def status_buckets(text: str, endpoint: str, status: str) -> dict[float, float]:
+    """Cumulative bucket counts of ``streamtune_request_seconds`` for one endpoint and status."""
+    found = {}
+    for labels, value in re.findall(r"^streamtune_request_seconds_bucket\{([^}]*)\} (\S+)$", text, re.MULTILINE):
+        pairs = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if pairs.get("endpoint") == endpoint and pairs.get("status") == status:
+            found[float(pairs["le"])] = float(value)
+    return found
+
+
+def bucket_quantile(now: dict[float, float], before: dict[float, float], q: float) -> float | None:
+    """Upper bound (the bucket's ``le``) of the ``q`` quantile of what was observed between two
+    scrapes of a histogram; None when nothing was."""
+    counts = sorted((le, value - before.get(le, 0.0)) for le, value in now.items())
+    total = counts[-1][1] if counts else 0.0
+    if total <= 0:
+        return None
+    return next(le for le, count in counts if count >= q * total)

@@ -78,6 +78,7 @@ def summary_table(result: dict[str, Any]) -> str:
         ["predict ok / requests", f"{predict['ok']} / {predict['requests']}", predict["goodput_rows_per_s"]],
         ["predict p50 / p99 ms", f"{predict['p50_ms']} / {predict['p99_ms']}", None],
         ["shed rate, shed TTFB p99 ms", str(predict["shed_rate"]), predict["shed_ttfb_p99_ms"]],
+        ["server's shed answer p99 ms (at most)", "", result["server_shed_p99_at_most_ms"]],
         ["5xx not shed, no answer", str(predict["status_5xx_not_shed"]), predict["failed_5xx_or_no_answer"]],
         ["memory slope MiB/h", str(result["memory_slope_mib_per_hour"]), None],
         ["swap latency s (median of)", str(len(result["swap_latency_s"])), _median(result["swap_latency_s"])],

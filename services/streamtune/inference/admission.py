@@ -54,17 +54,26 @@ class ClientGoneError(ShedError):
 
 
 class ScoringRate:
-    """Rows the worker scores per second of work, an exponentially weighted mean over batches.
+    """Rows the worker scores per second of work: the rate full-enough batches achieve.
 
-    >>> rate = ScoringRate(smoothing=0.5)
+    Small batches (light load, or a queue kept short by shedding) score fewer rows per second
+    than large ones; an estimate that followed them down would shed more, keep batches small
+    and spiral down to a fraction of the capacity. So the estimate rises quickly towards a
+    better observation (``rise``) and falls slowly towards a worse one (``fall``): it tracks
+    what the worker can do, and still follows a lasting slowdown within tens of batches.
+
+    >>> rate = ScoringRate(rise=0.5, fall=0.1)
     >>> rate.rows_per_second is None
     True
-    >>> rate.record(rows=10, seconds=0.1).record(rows=30, seconds=0.1).rows_per_second
+    >>> rate.record(rows=10, seconds=0.1).record(rows=30, seconds=0.1).rows_per_second  # up quickly
     200.0
+    >>> rate.record(rows=10, seconds=0.1).rows_per_second  # down slowly
+    190.0
     """
 
-    def __init__(self, smoothing: float = 0.2) -> None:
-        self._smoothing = smoothing
+    def __init__(self, rise: float = 0.5, fall: float = 0.05) -> None:
+        self._rise = rise
+        self._fall = fall
         self.rows_per_second: float | None = None
 
     def record(self, rows: int, seconds: float) -> ScoringRate:
@@ -75,7 +84,8 @@ class ScoringRate:
         if self.rows_per_second is None:
             self.rows_per_second = observed
         else:
-            self.rows_per_second += self._smoothing * (observed - self.rows_per_second)
+            weight = self._rise if observed > self.rows_per_second else self._fall
+            self.rows_per_second += weight * (observed - self.rows_per_second)
         return self
 
 
