@@ -53,6 +53,18 @@ class Manifest:
     produced_oldest_ms: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    # The model family that wrote the version (``STREAMTUNE_MODEL_KIND``); ``text`` for versions
+    # written before families existed.
+    model_kind: str = "text"
+    # A delta holds only what changed since version ``delta_of`` (apply it onto that version's
+    # state); None: a full snapshot. ``chain_length``: deltas since the last full snapshot.
+    delta_of: int | None = None
+    chain_length: int = 0
+
+    @property
+    def is_delta(self) -> bool:
+        """Whether the version is a delta against ``delta_of`` rather than a full snapshot."""
+        return self.delta_of is not None
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2, sort_keys=True).encode("utf-8")
@@ -86,6 +98,9 @@ class Manifest:
                 produced_oldest_ms=_optional_int(data.get("produced_oldest_ms")),
                 metrics={str(k): float(v) for k, v in dict(data.get("metrics") or {}).items()},
                 format_version=_int(data.get("format_version", FORMAT_VERSION)),
+                model_kind=str(data.get("model_kind", "text")),
+                delta_of=_optional_int(data.get("delta_of")),
+                chain_length=_int(data.get("chain_length", 0)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"manifest is malformed: {error!r}") from None
@@ -102,7 +117,12 @@ class Manifest:
             raise CheckpointError(f"parent {self.parent_version} is not older than version {self.version}")
         if not self.files:
             raise CheckpointError("manifest lists no files")
-        _check_tuning(self.tuning)
+        if self.model_kind == "text":
+            _check_tuning(self.tuning)
+        if self.delta_of is not None and not 0 < self.delta_of < self.version:
+            raise CheckpointError(f"delta_of {self.delta_of} is not older than version {self.version}")
+        if (self.delta_of is None) != (self.chain_length == 0) or self.chain_length < 0:
+            raise CheckpointError(f"chain_length {self.chain_length} does not fit delta_of {self.delta_of}")
         if self.max_length < 1:
             raise CheckpointError(f"max_length must be >= 1, got {self.max_length}")
         if min(self.examples_seen, self.examples_in_version, *self.kafka_offsets.values()) < 0:

@@ -33,6 +33,7 @@ from safetensors import SafetensorError
 from streamtune.checkpoints.checkout_cache import CheckoutCache, check_file
 from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, Manifest
 from streamtune.checkpoints.protocol import CheckedOutVersion, ManifestBuilder, PayloadWriter
+from streamtune.checkpoints.retention import needed_versions
 from streamtune.checkpoints.s3_objects import BucketObjects, PreconditionFailed, S3Location, make_client
 from streamtune.checkpoints.store import MAX_MANIFEST_BYTES, CheckpointStore, _sha256, version_dirname
 from streamtune.errors import CheckpointError, LineageMovedError, PublishError
@@ -271,8 +272,10 @@ class S3CheckpointStore:
             logger.warning("could not apply the retention: %s", error)
             return
         versions = sorted(version for version, names in numbered.items() if MANIFEST_FILE in names)
-        for version in versions[: max(0, len(versions) - self.keep_versions)]:
-            if version == latest:
+        cut = max(0, len(versions) - self.keep_versions)
+        needed = needed_versions(versions[cut:], self.read_manifest)  # snapshots retained deltas need
+        for version in versions[:cut]:
+            if version == latest or version in needed:
                 continue
             try:
                 self.objects.delete([_object(version, MANIFEST_FILE)])

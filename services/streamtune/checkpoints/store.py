@@ -34,6 +34,7 @@ from safetensors import SafetensorError
 
 from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, Manifest
 from streamtune.checkpoints.protocol import CheckedOutVersion, ManifestBuilder, PayloadWriter
+from streamtune.checkpoints.retention import needed_versions
 from streamtune.errors import CheckpointError, PublishError
 
 logger = logging.getLogger(__name__)
@@ -227,8 +228,9 @@ class CheckpointStore:
 
     def _prune(self) -> None:
         versions = self.versions()
-        protected = {self.latest_version()}
-        for version in versions[: max(0, len(versions) - self.keep_versions)]:
+        cut = max(0, len(versions) - self.keep_versions)
+        protected = {self.latest_version()} | needed_versions(versions[cut:], self.read_manifest)
+        for version in versions[:cut]:
             if version in protected:
                 continue
             # Rename first so a half-deleted directory is never taken for a version.
