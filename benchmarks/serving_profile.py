@@ -9,7 +9,8 @@ between the event loop and the batcher's worker. The table gives each stage's sh
 samples in which a thread was running (py-spy leaves out idle threads).
 
 Run from the repository root, py-spy installed (the dev extra):
-``python -m benchmarks.serving_profile [--model minilm|tiny] [--seconds 10] [--backend torch]``.
+``python -m benchmarks.serving_profile [--model minilm|tiny] [--seconds 10] [--env NAME=VALUE]``
+(e.g. ``--env STREAMTUNE_SERVE_BACKEND=onnx``, ``--env STREAMTUNE_SERVE_WORKERS=1``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import RESULTS_DIR, embedded_broker, free_port, machine, work_directory, write_result
-from benchmarks.serving import child, closed_loop, payloads, summarize
+from benchmarks.serving import ADMIT_EVERYTHING, child, closed_loop, payloads, summarize
 from streamtune.modeling.base import resolve_base_model
 
 # Stage of a sample: the first rule (in this order) that matches a frame of its stack, read
@@ -92,6 +93,7 @@ def profile(base_model: str, workdir: Path, bootstrap: str, args: argparse.Names
         "STREAMTUNE_MAX_LENGTH": "128",
         "STREAMTUNE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "STREAMTUNE_MODELS_TOPIC": "profile-models",
+        **ADMIT_EVERYTHING,  # a closed loop: measure scoring, not refusals
         **env_extra,
     }
     command = [sys.executable, "-m", "streamtune.cli", "--log-level", "warning", "serve"]
