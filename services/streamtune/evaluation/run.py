@@ -125,6 +125,7 @@ def _run_pipeline(
             with logs[PERIODIC].timed():
                 retrainer = PeriodicRetrainer(settings.model_copy(update={"tuning": "lora"}), frozen_dir, frozen)
         retrain_at = set(plan.retrain_points())
+        scoring_started = time.perf_counter()
         for start, stop in plan.chunks():
             chunk_started = time.perf_counter()
             try:
@@ -147,7 +148,8 @@ def _run_pipeline(
                 except KeyboardInterrupt:
                     logger.warning("interrupted: reporting the %d events scored so far", stop - plan.warmup)
                     return stop
-            _log_progress(events, plan, logs, stop, config.window, time.perf_counter() - chunk_started)
+            now = time.perf_counter()
+            _log_progress(events, plan, logs, stop, config.window, (now - chunk_started, now - scoring_started))
     return plan.n_events
 
 
@@ -199,10 +201,26 @@ def _retrain(driver: LockstepDriver, retrainer: PeriodicRetrainer, events: Event
 
 
 def _log_progress(
-    events: EventSlice, plan: RunPlan, logs: dict[str, ScoreLog], stop: int, window: int, seconds: float
+    events: EventSlice,
+    plan: RunPlan,
+    logs: dict[str, ScoreLog],
+    stop: int,
+    window: int,
+    seconds: tuple[float, float],
 ) -> None:
+    """A line per chunk with the ETA of the whole run, and the AUCs once per ``window``;
+    ``seconds`` is (this chunk, all chunks so far)."""
     scored = stop - plan.warmup
-    logger.info("scored %d/%d events (chunk took %.1f s)", scored, plan.scored, seconds)
+    chunk_s, elapsed_s = seconds
+    eta_s = elapsed_s / scored * (plan.scored - scored) if scored else 0.0
+    logger.info(
+        "scored %d/%d events (%.0f%%; chunk took %.1f s; ETA %.0f min)",
+        scored,
+        plan.scored,
+        100 * scored / max(plan.scored, 1),
+        chunk_s,
+        eta_s / 60,
+    )
     if scored % window and stop < plan.n_events:
         return
     labels = [int(e.label) for e in events.events[max(plan.warmup, stop - window) : stop]]
