@@ -113,3 +113,32 @@ def test_the_server_answers_over_http_from_the_onnx_backend(settings):
     scores = [p["score"] for p in response.json()["predictions"]]
     assert scores == pytest.approx(reference.predict(TEXTS, CONTEXTS), abs=TOLERANCES["none"])
     assert refused == 0 and 0 <= measured <= TOLERANCES["none"]
+
+
+def test_a_swap_back_reuses_the_versions_export(tmp_path, tiny_model_dir):
+    store = CheckpointStore(tmp_path)
+    for seed in (6, 7, 8):
+        publish_perturbed_version(store, tiny_model_dir, seed=seed)
+    chooser = BackendChooser(BackendSpec("onnx", "int8"), ServingMetrics(), CPU)
+    loader = ModelLoader(store, tiny_model_dir, CPU, max_length=64, backends=chooser)
+    first, second = loader.load(1), loader.load(2)
+    again = loader.load(1)  # a pin back to the previous version
+    assert chooser.builds == 2 and again.backend is first.backend
+    assert again.predict(TEXTS, CONTEXTS) == pytest.approx(first.predict(TEXTS, CONTEXTS), abs=1e-7)
+    loader.load(3)  # keeps the two most recently served: 1 and 3
+    loader.load(1)
+    assert chooser.builds == 3
+    loader.load(2)  # served longest ago: built again
+    assert chooser.builds == 4 and second.backend is not None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_bf16_scores_match_the_cpu_ones(tmp_path, tiny_model_dir):
+    store = CheckpointStore(tmp_path)
+    publish_perturbed_version(store, tiny_model_dir, seed=9)
+    cuda = torch.device("cuda")
+    on_gpu = ModelLoader(
+        store, tiny_model_dir, cuda, max_length=64, backends=BackendChooser(BackendSpec(), ServingMetrics(), cuda)
+    )
+    gpu_scores = on_gpu.load(1).predict(TEXTS, CONTEXTS)
+    assert difference(gpu_scores, loaded(store, tiny_model_dir, 1).predict(TEXTS, CONTEXTS)) <= 0.02

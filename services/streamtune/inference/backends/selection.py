@@ -3,11 +3,14 @@ torch on the reference set, else torch (logged, counted).
 
 Building a candidate (export to ONNX, quantization) runs in the loading thread, off the request
 path; the old version keeps serving meanwhile. A version that fails the check or cannot be
-exported keeps serving — on torch — so a backend problem never costs availability.
+exported keeps serving — on torch — so a backend problem never costs availability. Versions are
+immutable, so the backends of the last few versions are kept: a swap back to one of them (a pin,
+a rollback) reuses its export instead of redoing it.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +24,9 @@ from streamtune.inference.backends.torch_backend import TorchBackend, quantized_
 from streamtune.metrics import ServingMetrics
 
 logger = logging.getLogger(__name__)
+
+# Backends kept for swaps back: the served version and the one before it.
+KEEP_BUILT = 2
 
 # Tokenizes and pads (texts, contexts) into length groups of model inputs, as serving does.
 Encoder = Callable[[Sequence[str], Sequence[str | None]], list[Features]]
@@ -60,12 +66,27 @@ class BackendChooser:
                     "STREAMTUNE_SERVE_BACKEND=onnx needs onnxruntime: pip install 'streamtune[onnx]'"
                 ) from None
         self.last_agreement: Agreement | None = None
+        self.builds = 0  # candidates built (exported, quantized) and checked
+        # version -> its accepted backend, or None when it was refused (it serves on torch)
+        self._built: collections.OrderedDict[int, Backend | None] = collections.OrderedDict()
 
     def choose(self, version: int, module: torch.nn.Module, encode: Encoder) -> Backend:
         """The backend ``version`` serves on (plain torch when the candidate is refused)."""
         if self.spec.is_plain_torch:
             return TorchBackend(module, self._device, compile=self._device.type == "cuda")
         reference = TorchBackend(module, self._device)
+        if version in self._built:
+            self._built.move_to_end(version)
+            return self._built[version] or reference
+        chosen = self._check(version, module, encode, reference)
+        self._built[version] = None if chosen is reference else chosen
+        while len(self._built) > KEEP_BUILT:
+            self._built.popitem(last=False)
+        return chosen
+
+    def _check(self, version: int, module: torch.nn.Module, encode: Encoder, reference: Backend) -> Backend:
+        """The candidate if it builds and matches ``reference``; else ``reference``, counted."""
+        self.builds += 1
         started = time.perf_counter()
         batches = encode([text for text, _ in REFERENCE_PAIRS], [context for _, context in REFERENCE_PAIRS])
         try:
