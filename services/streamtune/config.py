@@ -33,6 +33,10 @@ _S3_URI = re.compile(r"(?i:s3)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?")
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s]+", re.IGNORECASE)
 
 
+# Micro-batching defaults of STREAMTUNE_MODEL_KIND=hybrid (see Settings._hybrid_defaults).
+HYBRID_DEFAULTS: dict[str, int] = {"batch_size": 16, "max_batch_latency_ms": 100, "publish_max_delay_ms": 250}
+
+
 class Settings(BaseSettings):
     """All configuration of streamtune (see the README's configuration table)."""
 
@@ -78,6 +82,12 @@ class Settings(BaseSettings):
     max_length: int = Field(default=128, ge=8, le=4096)
     # None: 5e-4 for LoRA (few, freshly initialised parameters), 3e-5 for full fine-tuning.
     learning_rate: float | None = Field(default=None, gt=0)
+    # The classification head's own rate (a fresh linear layer needs a larger one than the
+    # encoder or its adapters); None: 5e-3 for LoRA and full fine-tuning alike.
+    head_learning_rate: float | None = Field(default=None, gt=0)
+    # What the text family's head reads: the attention-masked mean of the last hidden states
+    # (what sentence encoders are trained for), the first token's state, or BERT's pooler output.
+    pooling: Literal["mean", "cls", "pooler"] = "mean"
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_steps: int = Field(default=10, ge=0)
     lora_r: int = Field(default=8, ge=1)
@@ -95,6 +105,18 @@ class Settings(BaseSettings):
     # dropout the training step's own forward pass gives the prequential score, saving a
     # separate scoring pass per batch (LoRA and BERT dropout apply only when this is on).
     train_dropout: bool = False
+
+    # --- Hybrid model family (STREAMTUNE_MODEL_KIND=hybrid) --------------------------------------
+    # A full snapshot every N versions; the versions between are deltas of the rows and dense
+    # tensors changed since their parent (servers apply them in order).
+    snapshot_every: int = Field(default=20, ge=1)
+    # Sightings before a user or item id gets an embedding row (one-off ids take no memory).
+    hybrid_admit_after: int = Field(default=1, ge=1)
+    # Row budget of the user table and of the item table (least recently seen rows are evicted).
+    hybrid_rows: int = Field(default=200_000, ge=1)
+    # False: ids and like-rates only, no text embeddings (the ablation).
+    hybrid_text: bool = True
+    hybrid_text_max_length: int = Field(default=64, ge=8, le=4096)
 
     # --- Micro-batching ------------------------------------------------------------------------
     batch_size: int = Field(default=32, ge=1)
@@ -224,7 +246,6 @@ class Settings(BaseSettings):
     # `--log-level` sets this, so the processes `streamtune up` starts log at the same level.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-
     @field_validator("kafka_bootstrap_servers", "base_model", "broker_bin", "checkpoint_uri", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -255,6 +276,16 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"CORS origins must be '*' or scheme://host[:port] without a path: {bad}")
         return origins
+
+    @model_validator(mode="after")
+    def _hybrid_defaults(self) -> Settings:
+        """The hybrid family learns in milliseconds per batch: small batches closed quickly and a
+        version per batch keep predictions seconds fresh; settings given explicitly win."""
+        if self.model_kind == "hybrid":
+            for name, value in HYBRID_DEFAULTS.items():
+                if name not in self.model_fields_set:
+                    object.__setattr__(self, name, value)
+        return self
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
@@ -289,6 +320,10 @@ class Settings(BaseSettings):
         if self.learning_rate is not None:
             return self.learning_rate
         return 5e-4 if self.tuning == "lora" else 3e-5
+
+    @property
+    def effective_head_learning_rate(self) -> float:
+        return self.head_learning_rate if self.head_learning_rate is not None else 5e-3
 
     def as_environment(self) -> dict[str, str]:
         """These settings as ``STREAMTUNE_*`` variables: what a child process needs to see them."""

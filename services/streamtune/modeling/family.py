@@ -25,7 +25,8 @@ family that scores raw fields needs a window that keeps those (a row store of it
 Selection: ``STREAMTUNE_MODEL_KIND`` names the family; :func:`build_family` (this module) looks
 the kind up in :data:`FAMILIES` and builds it, so the service loop never branches on the kind.
 Families: ``text`` (:class:`streamtune.modeling.text.family.TextFamily`, LoRA or full fine-tuning
-of a Hugging Face sequence classifier). A new family is a module with a
+of a Hugging Face sequence classifier) and ``hybrid`` (:class:`streamtune.modeling.hybrid.family.HybridFamily`,
+ID embeddings and cached sentence embeddings, versions as snapshots and deltas). A new family is a module with a
 ``build(settings, device, metrics)`` function and one line in :data:`FAMILIES`.
 """
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 # family's dependencies (transformers, PEFT) are not a cost for another family and vice versa.
 FAMILIES: dict[str, str] = {
     "text": "streamtune.modeling.text.family:build",
+    "hybrid": "streamtune.modeling.hybrid.setup:build",
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from streamtune.modeling.hybrid.id_mapping import UNKNOWN, IdMapping
@@ -50,6 +51,7 @@ class HybridLearner:
             model.scorer.parameters(), lr=config.dense_lr, weight_decay=config.weight_decay
         )
         self.clock = 0  # events learned; the default expiry clock
+        self.last_probabilities = np.zeros(0)  # scores of the latest learn() call, before its step
 
     @property
     def user_optimizer(self) -> SparseAdagrad:
@@ -77,6 +79,8 @@ class HybridLearner:
 
         inputs = model.inputs(keys, rows, texts, labels)
         logits = model.scorer(inputs)
+        # The step's own forward pass scores each event before it is learned (prequential).
+        self.last_probabilities = torch.sigmoid(logits.detach()).double().numpy()
         # Summed, not averaged: each row's gradient is then its own events', whatever the batch size.
         target = torch.tensor(labels)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
