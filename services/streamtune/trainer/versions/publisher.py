@@ -123,7 +123,9 @@ class VersionPublisher:
     def _write_payload(self, directory: Path, draft: VersionDraft) -> dict[str, Any]:
         """Every file of the version; returns the manifest fields the model family gave."""
         parent = None
-        if self._family.writes_deltas and draft.parent_version is not None:
+        # A delta needs the parent's files at hand: the directory store has them; on object
+        # storage the family writes full snapshots.
+        if self._family.writes_deltas and draft.parent_version is not None and isinstance(self._store, CheckpointStore):
             parent = self._store.path_of(draft.parent_version)
         model = self._family.export(directory, draft.snapshot, parent=parent)
         write_events(directory, draft.events)
