@@ -23,6 +23,7 @@ from streamtune.inference.admin import Pinning, admin_router
 from streamtune.inference.admission import ShedError
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.follower import VersionFollower
+from streamtune.inference.hybrid_model import RowMaker
 from streamtune.inference.loading import ServedModel
 from streamtune.inference.middleware import BodyLimits, RequestTimer
 from streamtune.inference.oip import InferenceContentType, RetainedVersions, oip_router
@@ -63,12 +64,14 @@ def create_app(
     model_name: str = "streamtune",
     load_version: Callable[[int], ServedModel] | None = None,
     public_model_info: bool = True,
+    rows: RowMaker | None = None,
 ) -> FastAPI:
     """The inference app; ``start_follower`` starts the thread that loads and swaps versions,
     ``batcher`` (started and stopped with the app) scores requests. Browsers on ``cors_origins``
     may call the API (none: CORS off). ``model_name`` is the model's name in the v2 protocol,
     whose ``/versions/{v}/infer`` loads a retained version with ``load_version``. With
-    ``public_model_info`` the version listing needs no admin token."""
+    ``public_model_info`` the version listing needs no admin token. ``rows`` is given when a
+    hybrid model is served: it turns request ids into model rows (pseudonymising user ids)."""
     limits = limits or ServingLimits()
     rejected = metrics.requests_rejected
 
@@ -106,11 +109,14 @@ def create_app(
             expose_headers=[VERSION_HEADER, WATERMARK_HEADER, "Retry-After"],
         )
     app.add_middleware(RequestTimer, metrics=metrics)  # added last: outermost, so it times refusals too
-    app.include_router(scoring_router(batcher, build_request_models(limits.max_instances, limits.max_text_chars)))
+    models = build_request_models(limits.max_instances, limits.max_text_chars, ids_alone=rows is not None)
+    app.include_router(scoring_router(batcher, models, rows))
     app.include_router(status_router(slot, follower, metrics))
     app.include_router(admin_router(Pinning(store, slot, metrics), follower, admin_token, public_model_info))
     retained = RetainedVersions(store, load_version)
-    app.include_router(oip_router(model_name, slot, batcher, retained, limits.max_instances, limits.max_text_chars))
+    app.include_router(
+        oip_router(model_name, slot, batcher, retained, limits.max_instances, limits.max_text_chars, rows)
+    )
     add_status_page(app, public_model_info)
 
     @app.exception_handler(QueueFullError)

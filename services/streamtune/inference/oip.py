@@ -23,6 +23,7 @@ from streamtune import __version__
 from streamtune.checkpoints import CheckpointStore
 from streamtune.errors import ModelLoadError, ModelNotReadyError, QueueFullError
 from streamtune.inference.batching import DynamicBatcher
+from streamtune.inference.hybrid_model import RowMaker
 from streamtune.inference.loading import ServedModel
 from streamtune.inference.oip_tensors import (
     CONTEXT,
@@ -94,8 +95,10 @@ def oip_router(
     retained: RetainedVersions,
     max_rows: int,
     max_chars: int,
+    rows: RowMaker | None = None,
 ) -> APIRouter:
-    """The v2 health, metadata and inference routes."""
+    """The v2 health, metadata and inference routes; with ``rows`` (a hybrid model is served)
+    the ``user_id`` and ``item_id`` inputs reach the model, else they are ignored."""
     router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
     bytes_input = {"datatype": "BYTES", "shape": [-1]}
 
@@ -153,12 +156,18 @@ def oip_router(
             inputs = decode_request(await request.body(), request.headers.get(HEADER_LENGTH), max_rows, max_chars)
         except TensorError as problem:
             return error(400, str(problem))
+        texts, contexts = inputs.texts, inputs.contexts
+        if rows is not None:
+            no_ids = [None] * len(texts)
+            users, items = inputs.user_ids or no_ids, inputs.item_ids or no_ids
+            texts = [rows.row(*row) for row in zip(users, items, texts, contexts, strict=True)]
+            contexts = no_ids
         try:
             if version is None or (slot.current is not None and version == str(slot.current.version)):
-                scored = await batcher.score(inputs.texts, inputs.contexts)
+                scored = await batcher.score(texts, contexts)
                 served_version, scores = scored.version, scored.scores
             else:
-                served_version, scores = await _score_retained(version, inputs.texts, inputs.contexts)
+                served_version, scores = await _score_retained(version, texts, contexts)
         except QueueFullError as problem:
             return error(429, f"the server is at capacity ({problem}); retry shortly", retry=True)
         except ModelNotReadyError as problem:

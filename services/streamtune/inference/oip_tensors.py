@@ -36,6 +36,8 @@ class InferenceInputs:
     contexts: list[str | None]
     request_id: str | None
     binary_output: bool
+    user_ids: list[str | None] | None = None  # None: the input was not given
+    item_ids: list[str | None] | None = None
 
 
 def decode_request(body: bytes, header_length: str | None, max_rows: int, max_chars: int) -> InferenceInputs:
@@ -46,8 +48,15 @@ def decode_request(body: bytes, header_length: str | None, max_rows: int, max_ch
     # A tensor cannot hold a null: an empty context element means "no context", as in /v1.
     contexts = [context or None for context in columns[CONTEXT]] if CONTEXT in columns else [None] * rows
     request_id = document.get("id")
+    # As for contexts, an empty id element means "no id" (a tensor holds no nulls).
+    ids = {name: [value or None for value in columns[name]] if name in columns else None for name in (USER_ID, ITEM_ID)}
     return InferenceInputs(
-        columns[TEXT], contexts, str(request_id) if request_id is not None else None, _wants_binary(document)
+        columns[TEXT],
+        contexts,
+        str(request_id) if request_id is not None else None,
+        _wants_binary(document),
+        ids[USER_ID],
+        ids[ITEM_ID],
     )
 
 

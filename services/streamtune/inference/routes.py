@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from streamtune.inference.admission import ClientGoneError
 from streamtune.inference.batching import DynamicBatcher, Scored
 from streamtune.inference.follower import VersionFollower
+from streamtune.inference.hybrid_model import RowMaker
 from streamtune.inference.loading import ServedModel
 from streamtune.inference.schemas import (
     ModelInfo,
@@ -50,12 +51,15 @@ def unavailable(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-def versioned_response(body: BaseModel, version: int, data_watermark_ms: int | None) -> Response:
-    """``body`` as JSON with the headers naming the version (and its data watermark)."""
+def versioned_response(
+    body: BaseModel, version: int, data_watermark_ms: int | None, exclude_unset: bool = False
+) -> Response:
+    """``body`` as JSON with the headers naming the version (and its data watermark);
+    ``exclude_unset`` leaves out fields never set (a text model's absent known-flags)."""
     headers = {VERSION_HEADER: str(version)}
     if data_watermark_ms is not None:
         headers[WATERMARK_HEADER] = str(data_watermark_ms)
-    return Response(body.model_dump_json(), media_type="application/json", headers=headers)
+    return Response(body.model_dump_json(exclude_unset=exclude_unset), media_type="application/json", headers=headers)
 
 
 async def score_for(
@@ -91,8 +95,17 @@ def _deadline_s(header: str | None) -> float | None:
     return value if value is not None and value > 0 else None
 
 
-def scoring_router(batcher: DynamicBatcher, models: RequestModels) -> APIRouter:
-    """``/v1/predict`` and ``/v1/rank``, both scored through the dynamic batcher."""
+def _known(score: float) -> dict[str, bool]:
+    """A hybrid score's known-flags as response fields; nothing for a text model's score."""
+    if not hasattr(score, "user_known"):
+        return {}
+    return {"user_known": score.user_known, "item_known": score.item_known}
+
+
+def scoring_router(batcher: DynamicBatcher, models: RequestModels, rows: RowMaker | None = None) -> APIRouter:
+    """``/v1/predict`` and ``/v1/rank``, both scored through the dynamic batcher. With ``rows``
+    (a hybrid model is served) instances go to the model as rows with ids, and every score says
+    whether its user and item were known; a text model scores texts and ignores ids."""
     router = APIRouter(tags=["scoring"])
     PredictRequest, RankRequest = models.PredictRequest, models.RankRequest
 
@@ -100,26 +113,42 @@ def scoring_router(batcher: DynamicBatcher, models: RequestModels) -> APIRouter:
     async def predict(body: PredictRequest, request: Request) -> Response:  # type: ignore[valid-type]
         """Score each instance with the served version."""
         instances = body.instances  # type: ignore[attr-defined]
-        scored = await score_for(request, batcher, [i.text for i in instances], [i.context for i in instances])
-        predictions = [Prediction.model_construct(score=score) for score in scored.scores]
+        contexts = [i.context for i in instances]
+        if rows is None:
+            scored = await score_for(request, batcher, [i.text for i in instances], contexts)
+        else:
+            hybrid_rows = [rows.row(i.user_id, i.item_id, i.text, i.context) for i in instances]
+            scored = await score_for(request, batcher, hybrid_rows, [None] * len(instances))
+        predictions = [Prediction.model_construct(score=float(score), **_known(score)) for score in scored.scores]
         response = PredictResponse.model_construct(
             model_version=scored.version, predictions=predictions, trained=scored.version > 0
         )
-        return versioned_response(response, scored.version, scored.data_watermark_ms)
+        return versioned_response(response, scored.version, scored.data_watermark_ms, exclude_unset=True)
 
     @router.post("/v1/rank", response_model=RankResponse, responses=SCORING_ERRORS)
     async def rank(body: RankRequest, request: Request) -> Response:  # type: ignore[valid-type]
-        """Score every candidate against the context; best first, at most ``top_k``."""
+        """Score every candidate against the context (and, for a hybrid model, the user); best
+        first, at most ``top_k``. For a hybrid model a candidate's id is its item id."""
         candidates, context = body.candidates, body.context  # type: ignore[attr-defined]
-        scored = await score_for(request, batcher, [c.text for c in candidates], [context] * len(candidates))
+        if rows is None:
+            scored = await score_for(request, batcher, [c.text for c in candidates], [context] * len(candidates))
+        else:
+            user = body.user_id  # type: ignore[attr-defined]
+            hybrid_rows = [rows.row(user, c.id, c.text, context) for c in candidates]
+            scored = await score_for(request, batcher, hybrid_rows, [None] * len(candidates))
         order = sorted(range(len(candidates)), key=lambda index: -scored.scores[index])  # stable on ties
-        ranked = [RankedCandidate.model_construct(id=candidates[i].id, score=scored.scores[i]) for i in order]
+        ranked = [
+            RankedCandidate.model_construct(
+                id=candidates[i].id, score=float(scored.scores[i]), **_known(scored.scores[i])
+            )
+            for i in order
+        ]
         response = RankResponse.model_construct(
             model_version=scored.version,
             candidates=ranked[: body.top_k],  # type: ignore[attr-defined]
             trained=scored.version > 0,
         )
-        return versioned_response(response, scored.version, scored.data_watermark_ms)
+        return versioned_response(response, scored.version, scored.data_watermark_ms, exclude_unset=True)
 
     return router
 

@@ -15,10 +15,15 @@ UNTRAINED_NOTE = "False while version 0 (the base model, not trained on any even
 MAX_ID_CHARS = 256
 # An item id as events carry it: a string or an integer (never a bool or a float).
 ItemId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)] | StrictInt
+# A user id as events carry it; the server pseudonymises it before anything else sees it.
+UserId = ItemId
+KNOWN_NOTE = "Whether the served version has a row for this {} (hybrid models; absent otherwise)"
 
 
 class Prediction(BaseModel):
     score: float = Field(description="Probability of the positive class")
+    user_known: bool | None = Field(default=None, description=KNOWN_NOTE.format("user"))
+    item_known: bool | None = Field(default=None, description=KNOWN_NOTE.format("item"))
 
 
 class PredictResponse(BaseModel):
@@ -30,6 +35,8 @@ class PredictResponse(BaseModel):
 class RankedCandidate(BaseModel):
     id: str | int
     score: float = Field(description="Probability of the positive class")
+    user_known: bool | None = Field(default=None, description=KNOWN_NOTE.format("user"))
+    item_known: bool | None = Field(default=None, description=KNOWN_NOTE.format("item"))
 
 
 class RankResponse(BaseModel):
@@ -84,13 +91,29 @@ class RequestModels:
     RankRequest: type[BaseModel]
 
 
-def build_request_models(max_instances: int, max_text_chars: int) -> RequestModels:
-    """Request models enforcing these limits."""
+def build_request_models(max_instances: int, max_text_chars: int, ids_alone: bool = False) -> RequestModels:
+    """Request models enforcing these limits. User and item ids are accepted always (a text
+    model ignores them); with ``ids_alone`` (a hybrid model is served) an item may be given by
+    its id without a text."""
+    text_field = (
+        Field(default=None, min_length=1, max_length=max_text_chars, description="The item's text (or its item_id)")
+        if ids_alone
+        else Field(min_length=1, max_length=max_text_chars, description="The item's text")
+    )
+    text_type = str | None if ids_alone else str
 
     class Instance(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        text: str = Field(min_length=1, max_length=max_text_chars, description="The item's text")
+        text: text_type = text_field  # type: ignore[valid-type]
         context: str | None = Field(default=None, max_length=max_text_chars, description="User/request context")
+        user_id: UserId | None = Field(default=None, description="The user's id as events carry it")
+        item_id: ItemId | None = Field(default=None, description="The item's id as events carry it")
+
+        @model_validator(mode="after")
+        def _text_or_item(self) -> Instance:
+            if self.text is None and self.item_id is None:
+                raise ValueError("an instance needs a text or an item_id")
+            return self
 
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -98,12 +121,13 @@ def build_request_models(max_instances: int, max_text_chars: int) -> RequestMode
 
     class Candidate(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        id: ItemId = Field(description="The caller's key (string or integer, as in events), echoed back")
-        text: str = Field(min_length=1, max_length=max_text_chars, description="The item's text")
+        id: ItemId = Field(description="The caller's key, echoed back; a hybrid model takes it for the item id")
+        text: text_type = text_field  # type: ignore[valid-type]
 
     class RankRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         context: str | None = Field(default=None, max_length=max_text_chars, description="User/request context")
+        user_id: UserId | None = Field(default=None, description="The user to rank for, as events carry the id")
         candidates: list[Candidate] = Field(min_length=1, max_length=max_instances)
         top_k: int | None = Field(default=None, ge=1, description="Return the best top_k (default: all)")
 

@@ -16,13 +16,18 @@ from streamtune.inference.backends import BackendSpec
 from streamtune.inference.backends.selection import BackendChooser
 from streamtune.inference.backends.threads import configure_threads, forward_plan
 from streamtune.inference.batching import DynamicBatcher
+from streamtune.inference.delta_chain import HybridLoader
 from streamtune.inference.follower import VersionFollower
+from streamtune.inference.hybrid_model import RowMaker
 from streamtune.inference.loading import ModelLoader, ServedModel
 from streamtune.inference.slot import ModelSlot
+from streamtune.inference.text_cache import ServerTexts
 from streamtune.kafka.clients import make_consumer
 from streamtune.metrics import ServingMetrics
 from streamtune.modeling.base import resolve_base_model
 from streamtune.modeling.device import describe, select_device
+from streamtune.modeling.hybrid.text_embeddings import SentenceEncoder
+from streamtune.privacy.pseudonyms import Pseudonymiser
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +58,18 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
         default_deadline_s=settings.serve_default_deadline_ms / 1000,
         workers=plan.workers,
     )
-    loader = ModelLoader(
-        store, base_model, device, settings.max_length, warm_up_runner=batcher.run_exclusive, backends=backends
-    )
-    slot: ModelSlot[ServedModel] = ModelSlot(loader.load, metrics)
+    rows: RowMaker | None = None
+    if settings.model_kind == "hybrid":
+        # The trainer's encoder (the same base model), its embeddings cached here; user ids are
+        # pseudonymised with the trainer's key, so they find the trainer's rows.
+        load = HybridLoader(store, ServerTexts(SentenceEncoder(base_model))).load
+        key = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
+        rows = RowMaker(Pseudonymiser.for_store(key, store.root))
+    else:
+        load = ModelLoader(
+            store, base_model, device, settings.max_length, warm_up_runner=batcher.run_exclusive, backends=backends
+        ).load
+    slot: ModelSlot[ServedModel] = ModelSlot(load, metrics)
 
     def start_follower() -> VersionFollower:
         consumer = make_consumer(
@@ -80,8 +93,9 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
         admin_token=token,
         cors_origins=settings.cors_origins,
         model_name=settings.model_name,
-        load_version=loader.load,
+        load_version=load,
         public_model_info=settings.public_model_info,
+        rows=rows,
     )
 
 
