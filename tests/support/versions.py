@@ -12,7 +12,7 @@ from streamtune.modeling.weights import save_state, trainable_state
 def perturbed_model(base_model: str, spec: TuningSpec, seed: int = 0, scale: float = 0.5) -> torch.nn.Module:
     """The base model wrapped for ``spec``, its trainable weights plus seeded noise."""
     torch.manual_seed(seed)  # LoRA's initial weights: the same model for the same seed
-    model = wrap_for_tuning(load_base_model(base_model), spec)
+    model = wrap_for_tuning(load_base_model(base_model, spec.pooling), spec)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in model.parameters():
@@ -28,8 +28,10 @@ def publish_perturbed_version(
     seed: int = 0,
     scale: float = 0.5,
     spec: TuningSpec | None = None,
+    manifest_tuning: dict[str, object] | None = None,
 ) -> Manifest:
-    """A version whose trainable weights are the base's plus seeded noise (so scores differ)."""
+    """A version whose trainable weights are the base's plus seeded noise (so scores differ);
+    ``manifest_tuning`` replaces what the manifest records of the spec (an older format's)."""
     spec = spec or TuningSpec(tuning=tuning)
     tuning = spec.tuning
     state = trainable_state(perturbed_model(base_model, spec, seed, scale), tuning)
@@ -40,7 +42,7 @@ def publish_perturbed_version(
             version=version,
             parent_version=latest,
             base_model=base_model,
-            tuning=spec.to_dict(),
+            tuning=spec.to_dict() if manifest_tuning is None else manifest_tuning,
             created_at="2026-01-01T00:00:00+00:00",
             files=files,
             kafka_offsets={},

@@ -29,6 +29,7 @@ from streamtune.inference.overlay import full_tensors, merged_lora_tensors, over
 from streamtune.modeling.base import TuningSpec, load_base_model, load_tokenizer
 from streamtune.modeling.device import autocast
 from streamtune.modeling.encoding import PAD_MULTIPLE
+from streamtune.modeling.text.pooling import POOLINGS, apply_pooling
 from streamtune.modeling.weights import load_state
 
 logger = logging.getLogger(__name__)
@@ -185,7 +186,10 @@ class ModelLoader:
             tensors = full_tensors(self._template, state)
         else:
             raise ModelLoadError(f"version {version} has unknown tuning mode {spec.tuning!r}")
-        module = overlay_module(self._template, tensors).eval()
+        if spec.pooling not in POOLINGS:
+            raise ModelLoadError(f"version {version} has unknown pooling {spec.pooling!r}")
+        # The template is the stock classifier; the version's copy pools as it was trained to.
+        module = apply_pooling(overlay_module(self._template, tensors), spec.pooling).eval()
         return self._served(version, asdict(manifest), module, manifest.max_length)
 
     def _served(self, version: int, manifest: dict[str, Any], module: torch.nn.Module, max_length: int) -> ServedModel:

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
 from streamtune.errors import ConfigurationError
+from streamtune.modeling.text.pooling import LEGACY_POOLING, apply_pooling
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ class TuningSpec:
     # Adapt only the top N transformer layers (None: all). Backpropagation then stops at the
     # lowest adapted layer, so each step costs less: the knob that buys freshness on a CPU.
     lora_layers: int | None = None
+    # What the head reads (streamtune.modeling.text.pooling); the default is what versions
+    # written before this field existed used, so their manifests keep meaning the same model.
+    pooling: str = LEGACY_POOLING
     extra: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
@@ -36,6 +40,7 @@ class TuningSpec:
             "lora_dropout": self.lora_dropout,
             "lora_target_modules": list(self.lora_target_modules) if self.lora_target_modules else None,
             "lora_layers": self.lora_layers,
+            "pooling": self.pooling,
         }
 
     @classmethod
@@ -48,6 +53,7 @@ class TuningSpec:
             lora_dropout=float(data.get("lora_dropout", 0.0)),
             lora_target_modules=tuple(targets) if targets else None,
             lora_layers=int(layers) if (layers := data.get("lora_layers")) is not None else None,
+            pooling=str(data.get("pooling") or LEGACY_POOLING),
         )
 
 
@@ -72,12 +78,24 @@ def load_tokenizer(base_model: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_base_model(base_model: str) -> torch.nn.Module:
-    """The base model with a single-logit head (binary task, trained with BCE)."""
+def load_base_model(base_model: str, pooling: str = LEGACY_POOLING) -> torch.nn.Module:
+    """The base model with a single-logit head (binary task, trained with BCE) reading the
+    token states pooled as ``pooling`` says (:mod:`streamtune.modeling.text.pooling`)."""
     if not Path(base_model).exists():
         logger.info("base model %s is not a local directory; loading it by hub id", base_model)
     model = AutoModelForSequenceClassification.from_pretrained(base_model, num_labels=1)
-    return model
+    return apply_pooling(model, pooling)
+
+
+# Names of the modules Hugging Face sequence classifiers keep their head in (PEFT trains them
+# outright next to the adapters, and saves them with the adapter).
+HEAD_MODULES = frozenset({"classifier", "score"})
+
+
+def is_head_parameter(name: str) -> bool:
+    """Whether the parameter ``name`` (as ``named_parameters`` gives it, PEFT-wrapped or not)
+    belongs to the classification head rather than the encoder or its adapters."""
+    return not HEAD_MODULES.isdisjoint(name.split("."))
 
 
 def wrap_for_tuning(model: torch.nn.Module, spec: TuningSpec) -> torch.nn.Module:

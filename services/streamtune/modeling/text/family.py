@@ -132,6 +132,12 @@ class TextFamily:
                 f"the store at {directory.parent} holds {manifest.tuning.get('tuning')} versions but "
                 f"STREAMTUNE_TUNING={self.spec.tuning}: use another STREAMTUNE_CHECKPOINT_DIR"
             )
+        pooling = TuningSpec.from_dict(manifest.tuning).pooling
+        if pooling != self.spec.pooling:
+            raise ConfigurationError(
+                f"the store at {directory.parent} holds versions with {pooling} pooling but "
+                f"STREAMTUNE_POOLING={self.spec.pooling}: set it to {pooling}, or use another STREAMTUNE_CHECKPOINT_DIR"
+            )
         apply_state(self.learner.model, load_state(directory, self.spec.tuning), self.spec.tuning)
         self.learner.reset_optimizer()
         self.replay.clear()
@@ -172,7 +178,7 @@ def build(settings: Settings, device: torch.device, metrics: TrainerMetrics) -> 
     """The text family as the settings describe it, on ``device``."""
     base_model = resolve_base_model(settings.base_model)
     text = TextSettings.from_settings(settings, base_model, load_tokenizer(base_model))
-    model = wrap_for_tuning(load_base_model(base_model), text.spec)
+    model = wrap_for_tuning(load_base_model(base_model, text.spec.pooling), text.spec)
     learner = build_learner(settings, text, model, device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("base model %s, %d trainable parameters", base_model, trainable)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn.functional import binary_cross_entropy_with_logits
 
+from streamtune.modeling.base import is_head_parameter
 from streamtune.modeling.compilation import compile_model
 from streamtune.modeling.device import autocast
 from streamtune.modeling.shapes import ShapeBuckets
@@ -29,10 +30,12 @@ class LearnerStep:
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    """How the learner steps: AdamW's rate and decay, the schedule (warm-up, re-warm after a
-    drift alarm), the L2-SP weight, dropout in training steps and the compile backend."""
+    """How the learner steps: AdamW's rates (encoder or adapters; the classification head, None:
+    the same) and decay, the schedule (warm-up, re-warm after a drift alarm), the L2-SP weight,
+    dropout in training steps and the compile backend."""
 
     learning_rate: float
+    head_learning_rate: float | None = None
     weight_decay: float = 0.0
     warmup_steps: int = 0
     rewarm_factor: float = 1.0
@@ -64,11 +67,8 @@ class OnlineLearner:
     ) -> None:
         self.model = model.to(device)
         self.device = device
-        trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-        if not trainable:
-            raise ValueError("the model has no trainable parameters")
         self.optimizer = torch.optim.AdamW(
-            trainable, lr=config.learning_rate, weight_decay=config.weight_decay, fused=device.type == "cuda"
+            _parameter_groups(model, config), weight_decay=config.weight_decay, fused=device.type == "cuda"
         )
         self.schedule = StreamSchedule(config.warmup_steps, config.rewarm_factor, config.rewarm_steps)
         self._scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
@@ -82,6 +82,7 @@ class OnlineLearner:
 
     @property
     def learning_rate(self) -> float:
+        """The encoder's (or adapters') current rate; the head's is in its own parameter group."""
         return float(self.optimizer.param_groups[0]["lr"])
 
     @property
@@ -147,3 +148,25 @@ class OnlineLearner:
         self.optimizer.zero_grad(set_to_none=True)
         self.steps += 1
         return LearnerStep(float(loss.detach()), probabilities.cpu())
+
+
+def _parameter_groups(model: torch.nn.Module, config: LearnerConfig) -> list[dict[str, object]]:
+    """AdamW's parameter groups: the encoder (or its adapters) first, then the head.
+
+    The head is a single linear layer on a fixed-size vector, freshly initialised: it needs a
+    far larger rate than the adapters or pretrained weights under it to learn more than the
+    base rate within the events a stream gives it, while that rate would wreck the encoder.
+    """
+    head_rate = config.head_learning_rate or config.learning_rate
+    body: list[torch.nn.Parameter] = []
+    head: list[torch.nn.Parameter] = []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (head if is_head_parameter(name) else body).append(parameter)
+    if not body and not head:
+        raise ValueError("the model has no trainable parameters")
+    groups = [
+        {"params": body, "lr": config.learning_rate, "name": "body"},
+        {"params": head, "lr": head_rate, "name": "head"},
+    ]
+    return [group for group in groups if group["params"]]

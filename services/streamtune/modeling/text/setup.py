@@ -29,6 +29,7 @@ def tuning_spec(settings: Settings) -> TuningSpec:
         lora_dropout=settings.lora_dropout,
         lora_target_modules=tuple(settings.lora_target_modules) if settings.lora_target_modules else None,
         lora_layers=settings.lora_layers,
+        pooling=settings.pooling,
     )
 
 
@@ -67,6 +68,7 @@ def row_format(settings: Settings, tokenizer: PreTrainedTokenizerBase) -> RowFor
 def learner_config(settings: Settings) -> LearnerConfig:
     return LearnerConfig(
         learning_rate=settings.effective_learning_rate,
+        head_learning_rate=settings.effective_head_learning_rate,
         weight_decay=settings.weight_decay,
         warmup_steps=settings.warmup_steps,
         rewarm_factor=settings.lr_rewarm_factor,
