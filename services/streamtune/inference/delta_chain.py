@@ -8,7 +8,7 @@ first. Every file is verified against its manifest by the store's checkout, as f
 Deltas are applied to a copy of the served model's tables, never to the served ones: requests
 in flight keep scoring on the version they started with, and the new version becomes visible
 only through the slot's one reference assignment. The copy is cheap (tensor copies and
-C-level dict copies), unlike a ``deepcopy`` of the key mappings.
+C-level dict copies, see :func:`clone_model`), unlike a ``deepcopy`` of the key mappings.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 
@@ -130,8 +129,11 @@ def clone_model(model: HybridModel) -> HybridModel:
 
 
 def _clone_mapping(mapping: IdMapping) -> IdMapping:
+    """A copy for serving and applying deltas: the key -> row dict loses its LRU order (a plain
+    dict copies in C, an ordered one key by key: 50 ms for 50,000 keys). A server never evicts
+    or observes keys; it only looks rows up and assigns what a delta says, which need no order."""
     fresh = copy.copy(mapping)
-    fresh._rows = OrderedDict(mapping._rows)
+    fresh._rows = dict(mapping._rows)  # type: ignore[assignment]
     fresh._last_seen = dict(mapping._last_seen)
     fresh._keys = dict(mapping._keys)
     fresh._pending = dict(mapping._pending)
