@@ -24,7 +24,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-BENCHMARKS = ("ingest", "publish_swap", "store_backends", "pipeline_efficiency", "freshness", "serving", "soak")
+BENCHMARKS = (
+    "ingest",
+    "publish_swap",
+    "hybrid_delta_swap",
+    "store_backends",
+    "pipeline_efficiency",
+    "freshness",
+    "serving",
+    "soak",
+)
 # The soak in `make bench`: 3 minutes of the whole stack at about twice what the trainer sustains
 # on two cores (40 events/s; MiniLM trains ~20/s), predict traffic beside it, one SIGKILL of each
 # child (`python -m benchmarks.soak --help` for longer runs, overload and more kills).
@@ -72,6 +81,16 @@ def publish_swap_headline(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def hybrid_delta_swap_headline(result: dict[str, Any]) -> dict[str, Any]:
+    """A 1,000-row hybrid delta and a full snapshot of the same tables, publish to served."""
+    figures = {
+        f"{kind}_{key}": _round(result["results"][kind][key], 4)
+        for kind in ("delta", "snapshot")
+        for key in ("publish_s", "publish_to_served_s")
+    }
+    return figures | {"delta_vs_snapshot": _round(result["delta_vs_snapshot"], 2)}
+
+
 def store_backends_headline(result: dict[str, Any]) -> dict[str, Any]:
     return {
         f"{size}_{operation}_{backend}": _round(values[backend][operation], 4)
@@ -114,6 +133,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "pipeline_efficiency": pipeline_headline,
     "ingest": ingest_headline,
     "publish_swap": publish_swap_headline,
+    "hybrid_delta_swap": hybrid_delta_swap_headline,
     "store_backends": store_backends_headline,
 }
 
