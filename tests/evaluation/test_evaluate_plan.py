@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from streamtune.evaluation import EvaluationError, score_contender
-from streamtune.evaluation.contenders import CONTENDERS, ScoreLog, parse_contenders, tunings_needed
+from streamtune.evaluation.contenders import CONTENDERS, ScoreLog, lineages_needed, parse_contenders
 from streamtune.evaluation.detail_tables import detail_markdown
 from streamtune.evaluation.event_slice import load_slice, parse_since
 from streamtune.evaluation.freshness import freshness
@@ -33,17 +33,29 @@ def test_plan_warmup_is_at_least_one_chunk():
     assert plan_run(300, batch_size=8, chunk_size=64, warmup_share=0.01).warmup == 64
 
 
+def test_fast_chunks_tile_the_slow_ones():
+    plan = plan_run(1000, batch_size=16, chunk_size=64, fast_chunk_size=16, fast_batch_size=8)
+    fast = plan.fast_chunks()
+    assert fast[0][0] == plan.warmup == 64 and fast[-1][1] == 1000
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(fast))
+    slow_stops = {stop for _, stop in plan.chunks()}
+    assert slow_stops == {stop for _, stop in fast if plan.is_slow_boundary(stop)}
+    assert len(fast) == 4 * len(plan.chunks()) - 1  # the last slow chunk holds 40 events: 16 + 16 + 8
+
+
 @pytest.mark.parametrize(
-    ("n", "batch", "chunk", "message"),
+    ("n", "batch", "chunk", "fast", "message"),
     [
-        (1000, 32, 100, "multiple of the batch size"),
-        (1000, 32, 16, "multiple of the batch size"),
-        (64, 16, 64, "nothing to score"),
+        (1000, 32, 100, None, "multiple of its batch size"),
+        (1000, 32, 16, None, "multiple of its batch size"),
+        (64, 16, 64, None, "nothing to score"),
+        (1000, 16, 64, 12, "multiple of its batch size"),  # the fast batch is 8
+        (1000, 16, 64, 24, "must divide the chunk size"),
     ],
 )
-def test_plan_refuses_boundaries_the_protocol_cannot_keep(n, batch, chunk, message):
+def test_plan_refuses_boundaries_the_protocol_cannot_keep(n, batch, chunk, fast, message):
     with pytest.raises(EvaluationError, match=message):
-        plan_run(n, batch_size=batch, chunk_size=chunk)
+        plan_run(n, batch_size=batch, chunk_size=chunk, fast_chunk_size=fast, fast_batch_size=8)
 
 
 def test_freshness_in_events_and_hours():
@@ -71,9 +83,12 @@ def test_contender_selection():
     assert parse_contenders("periodic, river_logreg") == ["periodic", "river_logreg"]
     with pytest.raises(EvaluationError, match="unknown"):
         parse_contenders("online_lora,bandit")
-    assert tunings_needed(["frozen"]) == ["lora"]
-    assert tunings_needed(["online_full", "river_fm"]) == ["full"]
-    assert tunings_needed(["river_fm"]) == []
+    assert parse_contenders("fast") == ["online_hybrid", "popularity", "river_fm"]
+    assert parse_contenders("fast,online_ids") == ["online_hybrid", "online_ids", "popularity", "river_fm"]
+    assert lineages_needed(["frozen"]) == ["online_lora"]
+    assert lineages_needed(["online_full", "river_fm"]) == ["online_full"]
+    assert lineages_needed(["online_ids", "popularity"]) == ["online_ids"]
+    assert lineages_needed(["river_fm", "popularity"]) == []
 
 
 def _write(path, events):

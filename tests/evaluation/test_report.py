@@ -16,7 +16,16 @@ def results(timestamps: bool = True) -> list:
     ts = [1_500_000_000_000 + i * DAY_MS for i in range(20)] if timestamps else None
     return [
         score_contender("frozen", labels, [0.5] * 20, window=5, timestamps=ts, wall_seconds=0.1),
-        score_contender("river_fm", labels, [0.3, 0.7] * 10, window=5, timestamps=ts, wall_seconds=2.25),
+        score_contender(
+            "river_fm",
+            labels,
+            [0.3, 0.7] * 10,
+            window=5,
+            timestamps=ts,
+            wall_seconds=2.25,
+            params={"chunk": 1},
+            cold=[True] * 4 + [False] * 16,
+        ),
     ]
 
 
@@ -24,8 +33,8 @@ def test_markdown_table_has_one_row_per_contender() -> None:
     text = results_markdown(results(), {"events": "events.jsonl", "window": 5})
 
     assert "- events: events.jsonl" in text
-    assert "| frozen | 20 | 0.5000 | 0.6931 | 0.5000 | 0.5000 | 0.1 |" in text
-    assert "| river_fm | 20 | 1.0000 | 0.3567 | 1.0000 | 1.0000 | 2.2 |" in text
+    assert "| frozen | — | 20 | 0.5000 | 0.6931 | — | — | — | 0.5000 | 0.5000 | 0.1 |" in text
+    assert "| river_fm | 1 | 20 | 1.0000 | 0.3567 | 4 | 1.0000 | 0.3567 | 1.0000 | 1.0000 | 2.2 |" in text
 
 
 def test_report_writes_json_markdown_and_a_png(tmp_path: Path) -> None:
@@ -36,6 +45,8 @@ def test_report_writes_json_markdown_and_a_png(tmp_path: Path) -> None:
     assert document["meta"] == {"seed": 0}
     assert list(document["contenders"]) == ["frozen", "river_fm"]
     assert document["contenders"]["river_fm"]["auc"] == 1.0
+    assert document["contenders"]["river_fm"]["cold"]["n"] == 4
+    assert document["contenders"]["frozen"]["cold"] is None
     assert len(document["contenders"]["frozen"]["windows"]) == 4
     assert "| river_fm |" in files.markdown.read_text(encoding="utf-8")
     assert files.plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
@@ -47,7 +58,7 @@ def test_plot_falls_back_to_window_index_and_tolerates_undefined_auc(tmp_path: P
     files = write_report([*results(timestamps=False), one_class], tmp_path)
 
     assert files.plot.stat().st_size > 0
-    assert "| river_logreg | 6 | — |" in files.markdown.read_text(encoding="utf-8")
+    assert "| river_logreg | — | 6 | — |" in files.markdown.read_text(encoding="utf-8")
 
 
 def test_duplicate_contender_names_are_refused(tmp_path: Path) -> None:

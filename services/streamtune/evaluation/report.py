@@ -20,8 +20,11 @@ RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
 AUC_PLOT = "auc_over_time.png"
 _FOOTNOTE = (
-    "Scores are prequential: each event is scored before it is learned from. "
-    "AUC is undefined (—) for a window holding one class only; the last window may be short."
+    "Scores are prequential: each event is scored before it is learned from. Chunk: events "
+    "scored between two versions of the contender (1: it learns each event before the next is "
+    "scored). Cold events: their item was seen fewer than 3 times before (warm-up included). "
+    "AUC is undefined (—) for a window holding one class only; the last window may be short. "
+    "wall s: seconds the contender kept the run busy (scoring, training, waiting for its versions)."
 )
 
 
@@ -87,17 +90,23 @@ def results_markdown(results: Sequence[ContenderResult], meta: Mapping[str, Any]
     if meta:
         lines.append("")
     lines += [
-        "| contender | events | AUC | log-loss | AUC first window | AUC last window | wall s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| contender | chunk | events | AUC | log-loss | cold events | cold AUC | cold log-loss "
+        "| AUC first window | AUC last window | wall s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         first = result.windows[0].auc if result.windows else None
         last = result.windows[-1].auc if result.windows else None
+        cold = result.cold
         cells = [
             result.name,
+            str(result.params.get("chunk", "—")),
             str(result.n),
             _fmt(result.auc),
             _fmt(result.logloss),
+            "—" if cold is None else str(cold.n),
+            _fmt(None if cold is None else cold.auc),
+            _fmt(None if cold is None else cold.logloss),
             _fmt(first),
             _fmt(last),
             _fmt(result.wall_seconds, digits=1),

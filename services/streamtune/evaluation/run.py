@@ -1,41 +1,46 @@
 """The evaluation recipe: every contender on the same slice of the stream, in one run.
 
 Reads top to bottom: plan the boundaries → start the pipeline → warm up (train on the first
-share, branch the frozen version) → for each chunk: score it with every served contender,
-produce it, retrain the periodic contender when due, wait for the online versions → score the
-River baselines on the same events → one :class:`ContenderResult` per contender.
+share, branch the frozen version) → for each fast chunk: score it with every served contender
+(a slow contender scores its whole chunk when the chunk starts), produce it to the fast
+lineages and wait for their versions; at the end of a slow chunk the same for the slow
+lineages, and retrain the periodic contender when due → score the in-process contenders
+(popularity, River) on the same events → one :class:`ContenderResult` per contender, each with
+its chunk size, windows and cold-event scores.
 
 Scores cover the events after the warm-up (every contender has had the warm-up to learn from;
-the River models learn it prequentially, like the rest of the stream).
+the in-process models learn it prequentially, like the rest of the stream).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from streamtune.config import Settings
 from streamtune.evaluation.contenders import (
     BRANCHES,
-    ONLINE_FULL,
+    FAST_LINEAGES,
+    IN_PROCESS,
+    LINEAGES,
     ONLINE_LORA,
     PERIODIC,
-    RIVER_PREFIX,
     ScoreLog,
-    tunings_needed,
+    lineages_needed,
 )
 from streamtune.evaluation.event_slice import EventSlice
-from streamtune.evaluation.freshness import freshness
+from streamtune.evaluation.in_process import in_process_results
 from streamtune.evaluation.periodic import PeriodicRetrainer
 from streamtune.evaluation.pipeline_driver import LockstepDriver, trainer_overrides
 from streamtune.evaluation.plan import RunPlan, plan_run
-from streamtune.evaluation.scoring import ContenderResult, roc_auc, score_contender
+from streamtune.evaluation.scoring import ContenderResult, cold_events, roc_auc
 from streamtune.evaluation.served_store import ServedStore
+
+WINDOWS = 8  # scored windows when no window size is given
+COLD_SIGHTINGS = 3  # an event is cold when its item was seen fewer times than this before
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +50,10 @@ class EvaluationConfig:
     """What to compare and how to cut the stream (the model itself comes from the settings)."""
 
     contenders: tuple[str, ...]
-    window: int = 5000
-    chunk_size: int = 256
+    window: int | None = None  # None: the scored events in WINDOWS equal windows
+    chunk_size: int = 512
+    fast_chunk_size: int = 32
+    fast_batch_size: int = 8
     warmup_share: float = 0.1
     periodic_every: int | None = None
     bootstrap: str | None = None
@@ -60,6 +67,7 @@ class EvaluationRun:
     plan: RunPlan
     trainer_settings: dict[str, object]
     wall_seconds: float
+    window: int
     # Set when the run was interrupted: the stream position scoring stopped at (every contender
     # is scored on the same events, ``[plan.warmup, stopped_at)``).
     stopped_at: int | None = None
@@ -82,26 +90,33 @@ def run_evaluation(events: EventSlice, settings: Settings, config: EvaluationCon
         chunk_size=config.chunk_size,
         warmup_share=config.warmup_share,
         periodic_every=config.periodic_every,
+        fast_chunk_size=config.fast_chunk_size,
+        fast_batch_size=config.fast_batch_size,
     )
+    window = config.window or math.ceil(plan.scored / WINDOWS)
     logger.info(
-        "evaluating %s on %d events: warm-up %d, chunks of %d, periodic retrain every %d",
-        ", ".join(config.contenders), plan.n_events, plan.warmup, plan.chunk, plan.periodic_every,
+        "evaluating %s on %d events: warm-up %d, chunks of %d (fast: %d), periodic retrain every %d",
+        ", ".join(config.contenders), plan.n_events, plan.warmup, plan.chunk, plan.fast_chunk, plan.periodic_every,
     )  # fmt: skip
-    served_names = [name for name in config.contenders if not name.startswith(RIVER_PREFIX)]
+    served_names = [name for name in config.contenders if name not in IN_PROCESS]
     logs = {name: ScoreLog(name) for name in served_names}
     until = _run_pipeline(events, settings, config, plan, work_dir, logs) if served_names else plan.n_events
     if until <= plan.warmup:
         raise KeyboardInterrupt  # stopped before anything was scored: nothing to report
     scored = events.events[plan.warmup : until]
-    results = [logs[name].result(scored, plan.warmup, config.window) for name in served_names]
-    kinds = [name.removeprefix(RIVER_PREFIX) for name in config.contenders if name.startswith(RIVER_PREFIX)]
-    if kinds:
-        results += _river_results(events, plan, until, kinds, settings.seed, config.window)
+    cold = cold_events([e.item_id for e in events.events[:until]], COLD_SIGHTINGS)[plan.warmup :]
+    results = [logs[name].result(scored, plan.warmup, window, cold) for name in served_names]
+    in_process = [name for name in config.contenders if name in IN_PROCESS]
+    if in_process:
+        results += in_process_results(events, plan, until, in_process, seed=settings.seed, window=window, cold=cold)
     order = {name: index for index, name in enumerate(config.contenders)}
     results.sort(key=lambda result: order[result.name])
-    overrides = trainer_overrides(plan, settings.batch_size)
+    overrides = {
+        "transformer": trainer_overrides(plan.chunk, settings.batch_size),
+        "hybrid": trainer_overrides(plan.fast_chunk, config.fast_batch_size),
+    }
     stopped_at = None if until == plan.n_events else until
-    return EvaluationRun(results, plan, overrides, time.perf_counter() - started, stopped_at)
+    return EvaluationRun(results, plan, overrides, time.perf_counter() - started, window, stopped_at)
 
 
 def _run_pipeline(
@@ -115,71 +130,104 @@ def _run_pipeline(
     """Warm up, then score and train chunk by chunk; returns the position scoring reached."""
     branches = [name for name in BRANCHES if name in logs]
     driver = LockstepDriver(
-        settings, plan, work_dir, tunings=tunings_needed(list(logs)), branches=branches, bootstrap=config.bootstrap
+        settings,
+        plan,
+        work_dir,
+        lineages=lineages_needed(list(logs)),
+        branches=branches,
+        bootstrap=config.bootstrap,
+        fast_batch_size=config.fast_batch_size,
     )
     with driver:
         frozen_dir, frozen = _warm_up(driver, events, plan, logs)
-        scorers = _scorers(driver, logs)
+        scorers = _scorers(driver, logs, plan)
+        fast = [name for name in scorers if name in FAST_LINEAGES]
+        slow = [name for name in scorers if name not in FAST_LINEAGES]
         retrainer = None
         if PERIODIC in logs:
             with logs[PERIODIC].timed():
                 retrainer = PeriodicRetrainer(settings.model_copy(update={"tuning": "lora"}), frozen_dir, frozen)
         retrain_at = set(plan.retrain_points())
-        scoring_started = time.perf_counter()
-        for start, stop in plan.chunks():
-            chunk_started = time.perf_counter()
+        scoring_started = chunk_started = time.perf_counter()
+        slow_start = plan.warmup
+        for start, stop in plan.fast_chunks():
+            reached = start
             try:
-                for name, served in scorers.items():
-                    served.score(events.events[start:stop], logs[name])
-            except KeyboardInterrupt:
-                logger.warning("interrupted: reporting the %d events scored so far", start - plan.warmup)
-                for log in logs.values():
-                    log.truncate(start - plan.warmup)
-                return start
-            if stop < plan.n_events:
-                try:
-                    for tuning, seconds in driver.train(events.raw[start:stop], stop).items():
-                        logs[f"online_{tuning}"].busy_seconds += seconds
+                if plan.is_slow_boundary(start):
+                    # The slow versions cannot change before the chunk's end: score it whole.
+                    slow_start = start
+                    slow_stop = min(start + plan.chunk, plan.n_events)
+                    for name in slow:
+                        scorers[name].score(events.events[start:slow_stop], logs[name])
+                for name in fast:
+                    scorers[name].score(events.events[start:stop], logs[name])
+                reached = stop
+                if stop < plan.n_events:
+                    _train(driver, logs, events, (start, stop), fast)
+                if stop < plan.n_events and plan.is_slow_boundary(stop):
+                    _train(driver, logs, events, (slow_start, stop), slow)
                     # After the trainers are idle again: a retrain competing with them for the
                     # cores would slow everything down (oversubscribed threads).
                     if retrainer is not None and stop in retrain_at:
                         with logs[PERIODIC].timed():
                             _retrain(driver, retrainer, events, stop)
-                except KeyboardInterrupt:
-                    logger.warning("interrupted: reporting the %d events scored so far", stop - plan.warmup)
-                    return stop
-            now = time.perf_counter()
-            _log_progress(events, plan, logs, stop, config.window, (now - chunk_started, now - scoring_started))
+            except KeyboardInterrupt:
+                logger.warning("interrupted: reporting the %d events scored so far", reached - plan.warmup)
+                for log in logs.values():
+                    log.truncate(reached - plan.warmup)
+                return reached
+            if plan.is_slow_boundary(stop):
+                now = time.perf_counter()
+                _log_progress(
+                    events, plan, logs, stop, window_of(config, plan), (now - chunk_started, now - scoring_started)
+                )
+                chunk_started = now
     return plan.n_events
+
+
+def window_of(config: EvaluationConfig, plan: RunPlan) -> int:
+    """Events per scored window: as configured, else the scored events cut in WINDOWS."""
+    return config.window or math.ceil(plan.scored / WINDOWS)
+
+
+def _train(
+    driver: LockstepDriver, logs: dict[str, ScoreLog], events: EventSlice, span: tuple[int, int], names: list[str]
+) -> None:
+    """Feed events ``span`` to the lineages of contenders ``names``; wait for their versions."""
+    lineages = [name for name in names if name in driver.lineages]
+    if lineages:
+        start, stop = span
+        for name, seconds in driver.train(events.raw[start:stop], stop, lineages).items():
+            logs[name].busy_seconds += seconds
 
 
 def _warm_up(driver: LockstepDriver, events: EventSlice, plan: RunPlan, logs: dict[str, ScoreLog]):
     """Train every lineage on the warm-up share; branch the frozen version from the LoRA one."""
     started = time.perf_counter()
-    for tuning, seconds in driver.train(events.raw[: plan.warmup], plan.warmup).items():
-        if f"online_{tuning}" in logs:
-            logs[f"online_{tuning}"].busy_seconds += seconds
+    for name, seconds in driver.train(events.raw[: plan.warmup], plan.warmup).items():
+        if name in logs:
+            logs[name].busy_seconds += seconds
     frozen_dir = frozen = None
     if driver.branches:
-        frozen = driver.branch_from("lora")
-        frozen_dir = driver.lineages["lora"].served.store.path_of(frozen.version)
+        frozen = driver.branch_from(ONLINE_LORA)
+        frozen_dir = driver.lineages[ONLINE_LORA].served.store.path_of(frozen.version)
         for name in driver.branches:
             logs[name].busy_seconds += time.perf_counter() - started
             logs[name].params["warmup_version"] = frozen.version
-    if ONLINE_LORA not in logs and "lora" in driver.lineages:
-        driver.retire("lora")  # it only trained the warm-up the branches start from
+    if ONLINE_LORA not in logs and ONLINE_LORA in driver.lineages:
+        driver.retire(ONLINE_LORA)  # it only trained the warm-up the branches start from
     logger.info("warm-up of %d events done in %.1f s", plan.warmup, time.perf_counter() - started)
     return frozen_dir, frozen
 
 
-def _scorers(driver: LockstepDriver, logs: dict[str, ScoreLog]) -> dict[str, ServedStore]:
+def _scorers(driver: LockstepDriver, logs: dict[str, ScoreLog], plan: RunPlan) -> dict[str, ServedStore]:
     scorers = {}
     for name, log in logs.items():
-        if name in (ONLINE_LORA, ONLINE_FULL):
-            scorers[name] = driver.lineages[name.removeprefix("online_")].served
-        else:
-            scorers[name] = driver.branches[name]
+        scorers[name] = driver.lineages[name].served if name in LINEAGES else driver.branches[name]
         log.params.setdefault("served_by", "inference server /v1/predict")
+        log.params["chunk"] = plan.fast_chunk if name in FAST_LINEAGES else plan.chunk
+        if name in LINEAGES:
+            log.params["trainer"] = LINEAGES[name]
     return scorers
 
 
@@ -227,36 +275,3 @@ def _log_progress(
     for name, log in logs.items():
         auc = roc_auc(labels, log.probabilities[-len(labels) :])
         logger.info("  %s: AUC over the last %d events %s", name, len(labels), "—" if auc is None else f"{auc:.4f}")
-
-
-def _river_results(
-    events: EventSlice, plan: RunPlan, until: int, kinds: Sequence[str], seed: int, window: int
-) -> list[ContenderResult]:
-    """River's models learn from every event (warm-up included) and are scored on the same
-    events as the other contenders, ``[plan.warmup, until)``."""
-    from streamtune.evaluation.river_baselines import build_model, prequential_probabilities
-
-    scored = events.events[plan.warmup : until]
-    labels = np.fromiter((int(e.label) for e in scored), dtype=np.int8, count=len(scored))
-    timestamps = [e.ts_ms or 0 for e in scored]
-    positions = np.arange(plan.warmup, until)
-    results = []
-    for kind in kinds:
-        model, features = build_model(kind, seed)
-        started = time.perf_counter()
-        probabilities, _ = prequential_probabilities(model, features, events.raw[:until])
-        elapsed = time.perf_counter() - started
-        # Test-then-train per event: each event is scored by a model that learnt every earlier one.
-        lag = freshness(positions, positions, positions)
-        results.append(
-            score_contender(
-                f"{RIVER_PREFIX}{kind}",
-                labels,
-                probabilities[plan.warmup : until],
-                window=window,
-                timestamps=timestamps,
-                wall_seconds=round(elapsed, 3),
-                params={"library": "river", "model": repr(model), "seed": seed, "freshness": lag.to_dict()},
-            )
-        )
-    return results

@@ -16,6 +16,7 @@ Machine Learning 90(3):317-346 (prequential evaluation).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -173,7 +174,8 @@ def yearly_scores(labels: ArrayLike, probabilities: ArrayLike, timestamps: Array
 class ContenderResult:
     """One contender's prequential scores over a stream.
 
-    ``windows`` are event windows, ``years`` calendar years (empty when not computed);
+    ``windows`` are event windows, ``years`` calendar years (empty when not computed), ``cold``
+    the scores of the cold events (see :func:`cold_events`; None when not computed);
     ``params`` records how the contender was configured, ``wall_seconds`` how long it ran.
     """
 
@@ -185,6 +187,7 @@ class ContenderResult:
     years: list[WindowScore] = field(default_factory=list)
     wall_seconds: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    cold: WindowScore | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN never appears: undefined scores are ``None``)."""
@@ -201,12 +204,24 @@ def score_contender(  # noqa: PLR0913 - the options are keyword-only, each with 
     by_year: bool = False,
     wall_seconds: float | None = None,
     params: dict[str, Any] | None = None,
+    cold: ArrayLike | None = None,
 ) -> ContenderResult:
-    """Overall, per-window and (with ``by_year`` and timestamps) per-year scores."""
+    """Overall, per-window and (with ``by_year`` and timestamps) per-year scores; with ``cold``
+    (a boolean mask of the events, see :func:`cold_events`), the scores of the masked ones."""
     y, p = _validated(labels, probabilities)
     if by_year and timestamps is None:
         raise EvaluationError("per-year scores need the events' timestamps")
+    cold_score = None
+    if cold is not None:
+        mask = np.asarray(cold, dtype=bool)
+        if mask.shape != y.shape:
+            raise EvaluationError(f"need one cold flag per event: {mask.shape} for {y.shape}")
+        yc, pc = y[mask], p[mask]
+        cold_score = WindowScore(
+            0, "cold", 0, int(y.size), int(yc.size), int(yc.sum()), roc_auc(yc, pc), log_loss(yc, pc)
+        )
     return ContenderResult(
+        cold=cold_score,
         name=name,
         n=int(y.size),
         auc=roc_auc(y, p),
@@ -216,6 +231,22 @@ def score_contender(  # noqa: PLR0913 - the options are keyword-only, each with 
         wall_seconds=wall_seconds,
         params=dict(params or {}),
     )
+
+
+def cold_events(item_ids: Sequence[Any], sightings: int = 3) -> NDArray[np.bool_]:
+    """Per event, whether its item had been seen fewer than ``sightings`` times before it
+    (counting from the first event given): the events where an ID model knows least.
+
+    >>> cold_events(["a", "b", "a", "a", "a"], sightings=2).tolist()
+    [True, True, True, False, False]
+    """
+    seen: dict[Any, int] = {}
+    mask = np.zeros(len(item_ids), dtype=bool)
+    for position, item in enumerate(item_ids):
+        count = seen.get(item, 0)
+        mask[position] = count < sightings
+        seen[item] = count + 1
+    return mask
 
 
 _Scored = tuple[NDArray[np.int8], NDArray[np.float64], NDArray[np.int64] | None]

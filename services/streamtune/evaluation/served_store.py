@@ -28,6 +28,8 @@ class ServedStore:
     server: ChildService
     client: ServerClient
     topic_key: str
+    # Whether requests carry the events' user and item ids (the hybrid family uses them).
+    with_ids: bool = False
     _covered: dict[int, int] = dataclasses.field(default_factory=lambda: {0: 0})
 
     def covered(self, version: int) -> int:
@@ -45,8 +47,15 @@ class ServedStore:
         with log.timed():
             for start in range(0, len(events), REQUEST_SIZE):
                 part = events[start : start + REQUEST_SIZE]
-                answer = self.client.predict([{"text": e.text, "context": e.context} for e in part])
+                answer = self.client.predict([self._instance(e) for e in part])
                 log.add(answer.scores, answer.version, self.covered(answer.version), answer.data_watermark_ms)
+
+    def _instance(self, event: Event) -> dict[str, str | None]:
+        instance = {"text": event.text, "context": event.context}
+        if self.with_ids:
+            ids = {"user_id": event.user_id, "item_id": event.item_id}
+            instance.update({key: value for key, value in ids.items() if value is not None})
+        return instance
 
     def wait_until_covers(self, position: int, check: Callable[[], None]) -> tuple[int, dict[str, Any]]:
         """Block until the server serves a version trained on events ``[0, position)``."""
