@@ -62,7 +62,8 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
     if settings.model_kind == "hybrid":
         # The trainer's encoder (the same base model), its embeddings cached here; user ids are
         # pseudonymised with the trainer's key, so they find the trainer's rows.
-        load = HybridLoader(store, ServerTexts(SentenceEncoder(base_model))).load
+        encoder = SentenceEncoder(base_model, max_length=settings.hybrid_text_max_length)  # as the trainer's
+        load = HybridLoader(store, ServerTexts(encoder)).load
         key = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
         rows = RowMaker(Pseudonymiser.for_store(key, store.root))
     else:
