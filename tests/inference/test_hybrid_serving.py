@@ -12,6 +12,8 @@ import pytest
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.config import Settings
+from streamtune.errors import ConfigurationError
+from streamtune.inference.server import build_app
 from streamtune.modeling.hybrid import HybridConfig, HybridLearner, HybridModel
 from streamtune.modeling.hybrid.text_embeddings import SentenceEncoder, TextEmbedder
 from streamtune.modeling.hybrid.versions import export_delta, export_snapshot
@@ -124,3 +126,11 @@ def test_a_text_model_server_answers_without_known_flags(settings):
         missing_text = httpx.post(f"{server.url}/v1/predict", json={"instances": [{"item_id": 2}]})
     assert set(answer["predictions"][0]) == {"score"}
     assert missing_text.status_code == 422
+
+
+def test_a_hybrid_server_on_object_storage_needs_the_trainers_key(settings):
+    hybrid = Settings.model_validate(
+        settings.model_dump() | {"model_kind": "hybrid", "checkpoint_uri": "s3://bucket/x"}
+    )
+    with pytest.raises(ConfigurationError, match="STREAMTUNE_PSEUDONYMISE_KEY"):
+        build_app(hybrid)

@@ -8,8 +8,9 @@ import uuid
 import uvicorn
 from fastapi import FastAPI
 
-from streamtune.checkpoints import open_store
+from streamtune.checkpoints import is_object_storage, open_store
 from streamtune.config import Settings
+from streamtune.errors import ConfigurationError
 from streamtune.inference.admission import Admission
 from streamtune.inference.app import ServingLimits, create_app
 from streamtune.inference.backends import BackendSpec
@@ -60,6 +61,13 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
     )
     rows: RowMaker | None = None
     if settings.model_kind == "hybrid":
+        if is_object_storage(settings.checkpoint_uri) and settings.pseudonymise_key is None:
+            # The generated key would live in this machine's cache directory, not the trainer's:
+            # no user id would ever find its row.
+            raise ConfigurationError(
+                "STREAMTUNE_MODEL_KIND=hybrid with the store on object storage needs "
+                "STREAMTUNE_PSEUDONYMISE_KEY, the same as the trainer's"
+            )
         # The trainer's encoder (the same base model), its embeddings cached here; user ids are
         # pseudonymised with the trainer's key, so they find the trainer's rows.
         encoder = SentenceEncoder(base_model, max_length=settings.hybrid_text_max_length)  # as the trainer's
