@@ -39,7 +39,7 @@ from streamtune.modeling.text.family import build
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-latest-small"
 DEFAULT_CONFIGS = (
     "before:pooling=pooler,head_learning_rate=5e-4,max_length=32",
-    "after:pooling=mean,max_length=64",
+    "after:max_length=64",
 )
 
 

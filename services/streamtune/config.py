@@ -83,11 +83,12 @@ class Settings(BaseSettings):
     # None: 5e-4 for LoRA (few, freshly initialised parameters), 3e-5 for full fine-tuning.
     learning_rate: float | None = Field(default=None, gt=0)
     # The classification head's own rate (a fresh linear layer needs a larger one than the
-    # encoder or its adapters); None: 5e-3 for LoRA and full fine-tuning alike.
+    # encoder or its adapters); None: 1e-2 for LoRA and full fine-tuning alike.
     head_learning_rate: float | None = Field(default=None, gt=0)
-    # What the text family's head reads: the attention-masked mean of the last hidden states
-    # (what sentence encoders are trained for), the first token's state, or BERT's pooler output.
-    pooling: Literal["mean", "cls", "pooler"] = "mean"
+    # What the text family's head reads: the attention-masked mean of the last hidden states of
+    # the item text's tokens (text_mean) or of all tokens (mean), the first token's state, or
+    # BERT's pooler output (streamtune.modeling.text.pooling).
+    pooling: Literal["text_mean", "mean", "cls", "pooler"] = "text_mean"
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_steps: int = Field(default=10, ge=0)
     lora_r: int = Field(default=8, ge=1)
@@ -323,7 +324,7 @@ class Settings(BaseSettings):
 
     @property
     def effective_head_learning_rate(self) -> float:
-        return self.head_learning_rate if self.head_learning_rate is not None else 5e-3
+        return self.head_learning_rate if self.head_learning_rate is not None else 1e-2
 
     def as_environment(self) -> dict[str, str]:
         """These settings as ``STREAMTUNE_*`` variables: what a child process needs to see them."""

@@ -33,7 +33,7 @@ def test_masked_mean_averages_only_the_real_tokens():
     assert masked_mean(hidden, torch.tensor([[1, 1, 0]])).tolist() == [[2.0, 3.0]]
 
 
-@pytest.mark.parametrize("pooling", ["mean", "cls"])
+@pytest.mark.parametrize("pooling", ["text_mean", "mean", "cls"])
 def test_padding_does_not_change_a_rows_score(tiny_model_dir, pooling):
     model = load_base_model(tiny_model_dir, pooling)
     tokenizer = load_tokenizer(tiny_model_dir)
@@ -41,6 +41,23 @@ def test_padding_does_not_change_a_rows_score(tiny_model_dir, pooling):
     padded = encode_pairs(tokenizer, TEXTS, CONTEXTS, 32)  # row 0 now has padding after it
     assert padded["attention_mask"][0].sum() < padded["attention_mask"].shape[1]
     assert logits(model, padded)[0].item() == pytest.approx(logits(model, alone)[0].item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["text_mean", "mean"])
+def test_the_head_reads_the_mean_of_the_pooled_tokens_states(tiny_model_dir, pooling):
+    """``text_mean``: the item text's tokens only (segment 0); ``mean``: every real token."""
+    model = load_base_model(tiny_model_dir, pooling).eval()
+    inputs = encode_pairs(load_tokenizer(tiny_model_dir), TEXTS, CONTEXTS, 32)
+    pooled = inputs["attention_mask"].bool()
+    if pooling == "text_mean":
+        pooled &= inputs["token_type_ids"] == 0
+        assert (pooled.sum(dim=1) < inputs["attention_mask"].sum(dim=1))[1]  # row 1 has a context
+    with torch.no_grad():
+        hidden = model.bert(**inputs).last_hidden_state
+        expected = torch.stack([hidden[row][pooled[row]].mean(dim=0) for row in range(len(TEXTS))])
+        assert logits(model, inputs).tolist() == pytest.approx(
+            model.classifier(expected).squeeze(-1).tolist(), abs=1e-5
+        )
 
 
 def test_mean_pooling_scores_texts_apart_where_the_pooler_barely_does(minilm_dir):
@@ -98,7 +115,7 @@ def test_without_a_head_rate_the_head_learns_at_the_common_rate(tiny_model_dir):
 
 def test_settings_default_to_mean_pooling_and_a_larger_head_rate():
     settings = Settings()
-    assert tuning_spec(settings).pooling == "mean"
+    assert tuning_spec(settings).pooling == "text_mean"
     assert settings.effective_head_learning_rate > 5 * settings.effective_learning_rate
 
 
@@ -108,7 +125,7 @@ def test_a_manifest_without_pooling_means_the_pooler():
     assert TuningSpec.from_dict({"tuning": "lora", "lora_r": 8, "lora_alpha": 16}).pooling == "pooler"
 
 
-@pytest.mark.parametrize(("tuning", "pooling"), [("lora", "mean"), ("full", "mean"), ("lora", "pooler")])
+@pytest.mark.parametrize(("tuning", "pooling"), [("lora", "text_mean"), ("full", "mean"), ("lora", "pooler")])
 def test_a_version_is_served_with_the_pooling_it_was_trained_with(tmp_path, tiny_model_dir, tuning, pooling):
     spec = TuningSpec(tuning=tuning, lora_dropout=0.0, pooling=pooling)
     store = CheckpointStore(tmp_path)
@@ -134,5 +151,5 @@ def test_an_old_format_version_still_loads_with_the_pooler(tmp_path, tiny_model_
     expected = torch.sigmoid(logits(perturbed_model(tiny_model_dir, spec, seed=7), inputs))
     assert served.predict(TEXTS, CONTEXTS) == pytest.approx(expected.tolist(), abs=1e-5)
     # The same weights read through mean pooling would score differently: the default matters.
-    mean_pooled = perturbed_model(tiny_model_dir, dataclasses.replace(spec, pooling="mean"), seed=7)
+    mean_pooled = perturbed_model(tiny_model_dir, dataclasses.replace(spec, pooling="text_mean"), seed=7)
     assert torch.sigmoid(logits(mean_pooled, inputs)).tolist() != pytest.approx(expected.tolist(), abs=1e-3)

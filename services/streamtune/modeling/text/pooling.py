@@ -5,8 +5,12 @@ output (a tanh projection of the first token, trained by next-sentence predictio
 encoders such as all-MiniLM-L6-v2 were never trained to use it (their pooler weights are not
 even in the checkpoint), so its outputs are nearly the same for every text and the head learns
 little beyond the base rate. ``mean`` averages the last hidden states over the real tokens
-(attention mask), the representation those encoders were trained for; ``cls`` takes the first
-token's state as is. Versions written before pooling was a setting used ``pooler``.
+(attention mask), the representation those encoders were trained for. ``text_mean`` averages
+only the tokens of the first segment, the item text: the context (often five times longer)
+still shapes those states through attention, but does not outweigh the item in the average —
+measured on MovieLens with an online linear head over MiniLM embeddings, diluting the item's
+embedding with the context's in proportion to their lengths cost 0.06 AUC. ``cls`` takes the
+first token's state as is. Versions written before pooling was a setting used ``pooler``.
 
 The choice is applied by giving the model a subclass of its own class whose ``forward`` pools
 as chosen: parameter names, PEFT wrapping, saved weights and served overlays stay exactly as
@@ -22,7 +26,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from streamtune.errors import ConfigurationError
 
-POOLINGS = ("mean", "cls", "pooler")
+POOLINGS = ("text_mean", "mean", "cls", "pooler")
 # What a manifest without a pooling entry was trained with.
 LEGACY_POOLING = "pooler"
 
@@ -61,7 +65,12 @@ class _PooledHead:
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
         hidden = self.base_model(**inputs).last_hidden_state
-        pooled = masked_mean(hidden, attention_mask) if self.pooling == "mean" else hidden[:, 0]
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self.pooling == "text_mean" and token_type_ids is not None:
+            pooled = masked_mean(hidden, attention_mask * (token_type_ids == 0))
+        else:  # "mean", or a tokenizer without segments (the whole input is the item text)
+            pooled = masked_mean(hidden, attention_mask)
         return SequenceClassifierOutput(logits=self.classifier(self.dropout(pooled)))
 
 
@@ -84,7 +93,7 @@ def apply_pooling(model: torch.nn.Module, pooling: str) -> torch.nn.Module:
         )
     key = (stock, pooling)
     if key not in _subclasses:
-        name = f"{pooling.capitalize()}Pooled{stock.__name__}"
+        name = f"{pooling.title().replace('_', '')}Pooled{stock.__name__}"
         _subclasses[key] = type(name, (_PooledHead, stock), {"pooling": pooling})
     model.__class__ = _subclasses[key]
     return model
