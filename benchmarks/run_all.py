@@ -25,14 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 BENCHMARKS = (
-    "ingest",
-    "publish_swap",
-    "hybrid_delta_swap",
-    "store_backends",
-    "pipeline_efficiency",
-    "freshness",
-    "serving",
-    "soak",
+    *("ingest", "publish_swap", "hybrid_delta_swap", "store_backends", "pipeline_efficiency", "freshness"),
+    *("serving", "serving_hybrid", "soak"),
 )
 # The soak in `make bench`: 3 minutes of the whole stack at about twice what the trainer sustains
 # on two cores (40 events/s; MiniLM trains ~20/s), predict traffic beside it, one SIGKILL of each
@@ -126,8 +120,20 @@ def soak_headline(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def serving_hybrid_headline(result: dict[str, Any]) -> dict[str, Any]:
+    """Hybrid family on known pairs against the naive text server at c=32."""
+    figures = result["result"]
+    return {
+        "all_pairs_known": figures["all_pairs_known"],
+        **{key: _round(value, 2) for key, value in figures["ratios"].items()},
+        "hybrid_throughput_rps": _round(figures["streamtune-hybrid"]["throughput_rps"], 1),
+        "hybrid_cpu_ms_per_request": _round(figures["streamtune-hybrid"]["cpu_ms_per_request"], 2),
+    }
+
+
 HEADLINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "serving": serving_headline,
+    "serving_hybrid": serving_hybrid_headline,
     "soak": soak_headline,
     "freshness": freshness_headline,
     "pipeline_efficiency": pipeline_headline,

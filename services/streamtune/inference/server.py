@@ -39,7 +39,10 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
     metrics.pinned_model_version.set(-1)
     store = open_store(settings.checkpoint_uri, settings.checkpoint_dir, settings.keep_versions)
     device = select_device(settings.device)
-    plan = configure_threads(forward_plan(settings.serve_threads, settings.serve_workers, device.type == "cuda"))
+    hybrid = settings.model_kind == "hybrid"
+    plan = configure_threads(
+        forward_plan(settings.serve_threads, settings.serve_workers, device.type == "cuda", python_bound=hybrid)
+    )
     backends = BackendChooser(
         BackendSpec(settings.serve_backend, settings.serve_quantize), metrics, device, threads=plan.threads
     )
