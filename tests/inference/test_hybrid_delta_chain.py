@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from streamtune.checkpoints import CheckpointStore
-from streamtune.errors import ModelLoadError
+from streamtune.errors import ModelLoadError, ModelNotReadyError
 from streamtune.inference.delta_chain import HybridLoader, clone_model
 from streamtune.inference.hybrid_model import HybridRow
 from streamtune.inference.slot import ModelSlot
@@ -112,3 +112,38 @@ def test_a_clone_is_independent_of_its_original(encoder):
     clone.users.assign("someone new", 0)
     torch.testing.assert_close(learner.model.user_table.weights, weights)
     assert "someone new" not in learner.model.users
+
+
+def test_deltas_loaded_one_by_one_reuse_the_retired_tables_and_stay_exact(tmp_path: Path, encoder):
+    store = CheckpointStore(tmp_path / "store")
+    learner = new_learner(encoder)
+    events = taste_stream(700, users=50, items=30)
+    learner.learn(events[:100])
+    publish_hybrid(store, export_snapshot(learner.model))
+    loader = HybridLoader(store, ServerTexts(encoder))
+    served = [loader.load(1)]
+    for start in range(100, 700, 100):
+        learner.learn(events[start : start + 100])
+        served.append(loader.load(publish_hybrid(store, export_delta(learner.model)).version))
+        assert_same_model(served[-1].model, learner.model)  # exact after every load, reused or copied
+    assert loader.reused_tables == 5  # every delta load but the first after the snapshot
+    assert served[-1].model is served[-3].model  # two sets of tables take turns
+    with pytest.raises(ModelNotReadyError):  # a retired version refuses a straggling batch
+        served[-3].score_rows(probe_rows(1))
+
+
+def test_tables_a_batch_still_reads_are_copied_not_reused(tmp_path: Path, encoder):
+    store = CheckpointStore(tmp_path / "store")
+    learner = new_learner(encoder)
+    learner.learn(taste_stream(100))
+    publish_hybrid(store, export_snapshot(learner.model))
+    loader = HybridLoader(store, ServerTexts(encoder))
+    first = loader.load(1)
+    before = first.score_rows(probe_rows())
+    with first.readers:  # a batch is scoring on version 1 through both loads
+        for seed in (1, 2):
+            learner.learn(taste_stream(100, seed=seed))
+            loader.load(publish_hybrid(store, export_delta(learner.model)).version)
+    assert loader.reused_tables == 0
+    assert first.score_rows(probe_rows()) == before
+    assert_same_model(loader.load(3).model, learner.model)

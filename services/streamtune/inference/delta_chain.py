@@ -5,10 +5,14 @@ loader walks that chain back from *v* until it reaches either the version it bui
 one being served, normally *v*'s parent) or a full snapshot, then applies the deltas oldest
 first. Every file is verified against its manifest by the store's checkout, as for any version.
 
-Deltas are applied to a copy of the served model's tables, never to the served ones: requests
-in flight keep scoring on the version they started with, and the new version becomes visible
-only through the slot's one reference assignment. The copy is cheap (tensor copies and
-C-level dict copies, see :func:`clone_model`), unlike a ``deepcopy`` of the key mappings.
+Deltas are never applied to the served tables: requests in flight keep scoring on the version
+they started with, and the new version becomes visible only through the slot's one reference
+assignment. They go to a second set of tables instead (double buffering): the tables of the
+version served before, retired by the swap, brought up to date with the deltas they missed and
+then the new ones. So each delta is applied twice and nothing of table size is copied. Tables
+are taken over only when no batch is scoring on them (:class:`Readers`); otherwise, and for the
+first delta after a snapshot, the served tables are copied (:func:`clone_model`: tensor copies
+and C-level dict copies, unlike a ``deepcopy`` of the key mappings).
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from streamtune.checkpoints import VersionStore
 from streamtune.checkpoints.manifest import Manifest
@@ -42,19 +48,39 @@ class HybridLoader:
     """Builds :class:`HybridServed` objects for versions of one store.
 
     ``texts`` holds the server's encoder and text caches, shared by every version it loads.
+    :meth:`load` is for the slot (versions it serves, one after another); :meth:`load_detached`
+    for anything else (an older version asked for by name), which never reuses tables.
     """
 
     def __init__(self, store: VersionStore, texts: ServerTexts) -> None:
         self._store = store
         self._texts = texts
         self._last: HybridServed | None = None
+        # The version served before the last one, whose tables the next delta may take over,
+        # and the deltas that bring them to the last one (see the module docstring).
+        self._spare: HybridServed | None = None
+        self._spare_behind: list[dict[str, Any]] = []
         self.last_chain: list[int] = []  # versions whose files the last load read, oldest first
+        self.reused_tables = 0  # loads that took over a retired version's tables (no copy)
 
     def load(self, version: int) -> HybridServed:
-        """Load ``version`` (0: an untrained model); raises :class:`ModelLoadError`."""
+        """Load ``version`` (0: an untrained model) to be served next; raises :class:`ModelLoadError`."""
+        previous = self._last
+        served, on_previous = self._timed(version, lambda: self._build(version, previous))
+        self._last = served
+        self._spare, self._spare_behind = (previous, on_previous) if on_previous is not None else (None, [])
+        return served
+
+    def load_detached(self, version: int) -> HybridServed:
+        """Load ``version`` from its snapshot, sharing no tables with any other load."""
+        return self._timed(version, lambda: self._build(version, None))[0]
+
+    def _timed(
+        self, version: int, build: Callable[[], tuple[HybridServed, list[dict[str, Any]] | None]]
+    ) -> tuple[HybridServed, list[dict[str, Any]] | None]:
         started = time.perf_counter()
         try:
-            served = self._untrained() if version == 0 else self._build(version)
+            served, on_previous = (self._untrained(), None) if version == 0 else build()
         except CheckpointError as error:
             raise ModelLoadError(str(error)) from error
         except (HybridModelError, RuntimeError, ValueError, KeyError, OSError) as error:
@@ -62,14 +88,13 @@ class HybridLoader:
         scores = served.score_rows(list(_WARMUP))
         if not all(0.0 <= score <= 1.0 for score in scores):
             raise ModelLoadError(f"version {version} produced invalid scores on warm-up")
-        self._last = served
         logger.info(
             "loaded hybrid version %d (%s) in %.3f s",
             version,
             "+".join(map(str, self.last_chain)) or "untrained",
             time.perf_counter() - started,
         )
-        return served
+        return served, on_previous
 
     def _untrained(self) -> HybridServed:
         self.last_chain = []
@@ -77,10 +102,12 @@ class HybridLoader:
         manifest = {"version": 0, "model_kind": HYBRID, "base_model": self._texts.version, "tuning": None}
         return HybridServed(0, manifest, HybridModel(config, self._texts.embedder), self._texts)
 
-    def _build(self, version: int) -> HybridServed:
-        chain, base = self._chain(version)  # newest first
-        if base is not None and self._last is not None:
-            model, applied = clone_model(self._last.model), []
+    def _build(self, version: int, previous: HybridServed | None) -> tuple[HybridServed, list[dict[str, Any]] | None]:
+        """The version, and the deltas applied on ``previous``'s state (None: built from a snapshot)."""
+        chain, base = self._chain(version, previous.version if previous is not None else None)  # newest first
+        payloads: list[dict[str, Any]] = []
+        if base is not None and previous is not None:
+            model, applied = self._reused_tables() or clone_model(previous.model), []
         else:
             snapshot = self._store.checkout(chain.pop().version)
             model = self._from_snapshot(snapshot.directory)
@@ -88,17 +115,29 @@ class HybridLoader:
             applied = [snapshot.manifest.version]
         for manifest in reversed(chain):
             delta = self._store.checkout(manifest.version)
-            apply_delta(model, read_payload(delta.directory))
+            payloads.append(read_payload(delta.directory))
+            apply_delta(model, payloads[-1])
             self._texts.warm(delta.directory / CACHE_FILE)
             applied.append(manifest.version)
         self.last_chain = applied
         top = self._store.read_manifest(version)
-        return HybridServed(version, asdict(top), model, self._texts)
+        return HybridServed(version, asdict(top), model, self._texts), payloads if base is not None else None
 
-    def _chain(self, version: int) -> tuple[list[Manifest], int | None]:
-        """Manifests from ``version`` back to a full snapshot, or back to (excluding) the version
-        built last if it lies on the chain; that version is returned second (else None)."""
-        last = self._last.version if self._last is not None else None
+    def _reused_tables(self) -> HybridModel | None:
+        """The spare version's tables brought up to the served version, if no batch still reads
+        them; the spare is given up either way (a failed load must not leave it half-updated)."""
+        spare, behind = self._spare, self._spare_behind
+        self._spare, self._spare_behind = None, []
+        if spare is None or not spare.readers.retire():
+            return None
+        for payload in behind:
+            apply_delta(spare.model, payload)
+        self.reused_tables += 1
+        return spare.model
+
+    def _chain(self, version: int, last: int | None) -> tuple[list[Manifest], int | None]:
+        """Manifests from ``version`` back to a full snapshot, or back to (excluding) ``last`` if
+        it lies on the chain; ``last`` is then returned second (else None)."""
         chain: list[Manifest] = []
         current: int | None = version
         while current is not None:

@@ -12,12 +12,15 @@ encoded only the first time this server sees it (:mod:`streamtune.inference.text
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 import torch
 
+from streamtune.errors import ModelNotReadyError
 from streamtune.inference.text_cache import ServerTexts
 from streamtune.modeling.hybrid.model import HybridModel
 from streamtune.privacy.pseudonyms import Pseudonymiser
@@ -62,6 +65,36 @@ class RowMaker:
         return HybridRow(user, None if item_id is None else str(item_id), text or None, context or None)
 
 
+class Readers:
+    """Counts the batches scoring on one version's tables, so that a loader reuses the tables of
+    a retired version only while none is (:mod:`streamtune.inference.delta_chain`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._retired = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._retired:  # a batch that took the version before a swap and waited a whole load
+                raise ModelNotReadyError("the version this request started on was replaced; retry")
+            self._count += 1
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        with self._lock:
+            self._count -= 1
+
+    def retire(self) -> bool:
+        """Refuse readers from now on, if none is reading; whether it did."""
+        with self._lock:
+            if self._count:
+                return False
+            self._retired = True
+            return True
+
+
 @dataclass(frozen=True)
 class HybridServed:
     """One immutable loaded hybrid version; a batch keeps a reference for its whole duration."""
@@ -70,6 +103,7 @@ class HybridServed:
     manifest: dict[str, Any]
     model: HybridModel
     texts: ServerTexts | None  # None for a model without text (the ids ablation)
+    readers: Readers = field(default_factory=Readers, compare=False, repr=False)
 
     @property
     def data_watermark_ms(self) -> int | None:
@@ -77,6 +111,10 @@ class HybridServed:
 
     def score_rows(self, rows: Sequence[HybridRow | str]) -> list[HybridScore]:
         """Scores of ``rows`` (strings are item texts without ids)."""
+        with self.readers:
+            return self._score(rows)
+
+    def _score(self, rows: Sequence[HybridRow | str]) -> list[HybridScore]:
         rows = [HybridRow(text=row) if isinstance(row, str) else row for row in rows]
         model = self.model
         texts: dict[str, torch.Tensor] = {}

@@ -74,11 +74,12 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
         # The trainer's encoder (the same base model), its embeddings cached here; user ids are
         # pseudonymised with the trainer's key, so they find the trainer's rows.
         encoder = SentenceEncoder(base_model, max_length=settings.hybrid_text_max_length)  # as the trainer's
-        load = HybridLoader(store, ServerTexts(encoder)).load
+        hybrid_loader = HybridLoader(store, ServerTexts(encoder))
+        load, load_version = hybrid_loader.load, hybrid_loader.load_detached  # see HybridLoader
         key = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
         rows = RowMaker(Pseudonymiser.for_store(key, store.root))
     else:
-        load = ModelLoader(
+        load = load_version = ModelLoader(
             store, base_model, device, settings.max_length, warm_up_runner=batcher.run_exclusive, backends=backends
         ).load
     slot: ModelSlot[ServedModel] = ModelSlot(load, metrics)
@@ -105,7 +106,7 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
         admin_token=token,
         cors_origins=settings.cors_origins,
         model_name=settings.model_name,
-        load_version=load,
+        load_version=load_version,
         public_model_info=settings.public_model_info,
         rows=rows,
     )
