@@ -8,10 +8,12 @@ and the dense part, then times:
 1. **publish**: the delta's files written through the store (temporary directory, fsync,
    rename, LATEST) and the announcement flushed to the models topic, as the trainer does;
 2. **announcement → served**: until ``/v1/model`` (polled every ``POLL_INTERVAL_S``) names the
-   new version: the server verifies the delta's hashes, copies the served tables, applies the
-   delta, warms up and swaps;
+   new version: the server verifies the delta's hashes, brings its spare tables up to date
+   (double buffering, :mod:`streamtune.inference.delta_chain`), applies the delta, warms up and
+   swaps; beside it the server's own ``streamtune_model_swap_seconds``;
 
 and the same for a **full snapshot** of the same tables, the baseline a delta has to beat.
+Deltas are published one after another, each on the previous one, as the trainer does.
 Medians over the rounds. Target (issue 14): publish → served <= 150 ms for the delta.
 
 Run from the repository root: ``python -m benchmarks.hybrid_delta_swap [--quick] [--repeats N]``.
@@ -40,6 +42,7 @@ from benchmarks.harness import (
     work_directory,
     write_result,
 )
+from benchmarks.prometheus import Scrape, delta_mean
 from streamtune.checkpoints import CheckpointStore
 from streamtune.evaluation.children import ChildService
 from streamtune.evaluation.server_client import ServerClient
@@ -130,17 +133,21 @@ def measure(bootstrap: str, work_dir: Path, base_model: str, sizes: tuple[int, i
         client = ServerClient(settings.http_port, timeout_s=30)
         client.wait_for_model(lambda version, _: True, 300, "the server to start", server.check_alive)
         to = Publishing(store, make_producer(settings), settings.models_topic, client)
-        runs: dict[str, list[dict]] = {"snapshot": [publish_and_serve("snapshot", model, to)], "delta": []}
-        for round_ in range(rounds):
-            touch(model, round_)
-            runs["delta"].append(publish_and_serve("delta", model, to))
-            touch(model, 1_000 + round_)
-            runs["snapshot"].append(publish_and_serve("snapshot", model, to))
-        runs["snapshot"] = runs["snapshot"][1:]  # the first load also warms the server's encoder
+        publish_and_serve("snapshot", model, to)  # the first load also warms the server's encoder
+        runs: dict[str, list[dict]] = {"delta": [], "snapshot": []}
+        url = f"http://{settings.http_host}:{settings.http_port}/metrics"
+        swap_s = {}
+        for kind in ("delta", "snapshot"):  # deltas in a row, as the trainer publishes them
+            before = Scrape.of(url)
+            for round_ in range(rounds):
+                touch(model, round_ if kind == "delta" else 1_000 + round_)
+                runs[kind].append(publish_and_serve(kind, model, to))
+            swap_s[kind] = delta_mean(before, Scrape.of(url), "streamtune_model_swap_seconds")
     finally:
         server.stop()
     return {
-        kind: {key: median([run[key] for run in values]) for key in values[0]} | {"runs": values}
+        kind: {key: median([run[key] for run in values]) for key in values[0]}
+        | {"server_swap_mean_s": swap_s[kind], "runs": values}
         for kind, values in runs.items()
     }
 
@@ -166,10 +173,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             round(values["publish_s"] * 1000, 1),
             round(values["announcement_to_served_s"] * 1000, 1),
             round(values["publish_to_served_s"] * 1000, 1),
+            None if values["server_swap_mean_s"] is None else round(values["server_swap_mean_s"] * 1000, 1),
         )
         for kind, values in (("delta", delta), ("snapshot", snapshot))
     ]
-    table = format_table(("version", "rows", "MiB", "publish ms", "announce→served ms", "publish→served ms"), rows)
+    table = format_table(
+        ("version", "rows", "MiB", "publish ms", "announce→served ms", "publish→served ms", "server swap ms"), rows
+    )
     ratio = delta["publish_to_served_s"] / snapshot["publish_to_served_s"]
     table += (
         f"\n\nmedians over {rounds} rounds; {users:,} user and {items:,} item rows held; "
