@@ -111,14 +111,14 @@ class SupervisedChild:
 
     def _on_exit(self, status: int, now: float) -> None:
         uptime = now - self._started_at
+        delay = self._tracker.crashed(uptime, was_ready=self.ready)
         self.ready = False
         self._up.set(0)
-        delay = self._tracker.crashed(uptime)
         how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
         if delay is None:
             raise CrashLoopError(
-                f"{self.name} {how} {self._tracker.quick_crashes} times in a row, each within "
-                f"{self._tracker.policy.stable_after_s:.0f} s of starting: giving up (see its output above)"
+                f"{self.name} {how} {self._tracker.quick_crashes} times in a row, each before it was ready or "
+                f"within {self._tracker.policy.stable_after_s:.0f} s of starting: giving up (see its output above)"
             )
         logger.error("%s (pid %d) %s after %.1f s; restarting it in %.1f s", self.name, self.pid, how, uptime, delay)
         self._restart_at = now + delay

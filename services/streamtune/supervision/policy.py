@@ -32,8 +32,9 @@ class RestartPolicy:
         Ceiling of the doubling delay: a child killed repeatedly is still back within it
         (plus its own start-up time).
     stable_after_s
-        A child that ran at least this long before crashing was healthy: its count of quick
-        crashes starts again.
+        A child that was ready and ran at least this long before crashing was healthy: its
+        count of quick crashes starts again. (One that never became ready was not, however long
+        it took to fail: on oversubscribed cores a start alone can take that long.)
     max_quick_crashes
         Crashes in a row, each within ``stable_after_s`` of its start, tolerated; one more is a
         crash loop.
@@ -48,23 +49,26 @@ class RestartPolicy:
 class RestartTracker:
     """The restart decisions for one child under a :class:`RestartPolicy`.
 
-    >>> tracker = RestartTracker(RestartPolicy(initial_delay_s=1, max_delay_s=4, max_quick_crashes=3))
+    >>> tracker = RestartTracker(RestartPolicy(initial_delay_s=1.0, max_delay_s=4.0, max_quick_crashes=3))
     >>> [tracker.crashed(uptime_s=2.0) for _ in range(3)]  # three quick crashes: 1 s, 2 s, 4 s
     [1.0, 2.0, 4.0]
     >>> tracker.crashed(uptime_s=2.0) is None  # a fourth in a row: a crash loop
     True
-    >>> RestartTracker(RestartPolicy(initial_delay_s=1)).crashed(uptime_s=3600.0)  # after a long run
+    >>> RestartTracker(RestartPolicy(initial_delay_s=1.0)).crashed(uptime_s=3600.0)  # after a long run
     1.0
+    >>> RestartTracker(RestartPolicy(max_quick_crashes=0)).crashed(uptime_s=3600.0, was_ready=False) is None
+    True
     """
 
     def __init__(self, policy: RestartPolicy) -> None:
         self.policy = policy
         self.quick_crashes = 0
 
-    def crashed(self, uptime_s: float) -> float | None:
-        """Record a crash after ``uptime_s`` of running; returns the delay before restarting,
-        or None when the child is crash-looping and must not be restarted."""
-        if uptime_s >= self.policy.stable_after_s:
+    def crashed(self, uptime_s: float, was_ready: bool = True) -> float | None:
+        """Record a crash after ``uptime_s`` of running (``was_ready``: it had become ready);
+        returns the delay before restarting, or None when the child is crash-looping and must
+        not be restarted."""
+        if was_ready and uptime_s >= self.policy.stable_after_s:
             self.quick_crashes = 0
             return self.policy.initial_delay_s
         self.quick_crashes += 1
