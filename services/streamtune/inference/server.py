@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
 
@@ -114,6 +115,10 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
 
 def serve(settings: Settings) -> None:
     app = build_app(settings)
+    # Everything imported so far (torch, transformers: millions of objects) lives as long as the
+    # process; frozen, the collector stops re-scanning it, and a full collection under load no
+    # longer stalls every request in flight (measured: ~1 s stalls every ~5 s at 400 req/s).
+    gc.freeze()
     # log_config=None: uvicorn's records go to the handler the entry point configured (text or JSON).
     uvicorn.run(
         app,
