@@ -63,13 +63,14 @@ def manifest_for(version: int, files: dict[str, FileEntry]) -> Manifest:
 
 
 class RequestCounter:
-    """HTTP requests an S3 client sends (through botocore's event hooks; retries included)."""
+    """S3 API calls a store makes (botocore's ``before-call`` hook: once per call, so retries the
+    client makes under load are not counted and the figure depends on the protocol only)."""
 
     def __init__(self, store: VersionStore) -> None:
         self.count = 0
         objects = getattr(store, "objects", None)
         if objects is not None:
-            objects.client.meta.events.register("before-send.s3", self._sent)
+            objects.client.meta.events.register("before-call.s3", self._sent)
 
     def _sent(self, **_: Any) -> None:
         self.count += 1

@@ -152,12 +152,16 @@ class BucketObjects:
 
     def names(self, under: str = "") -> Iterator[str]:
         """Names (relative to the store's prefix) of every object under ``under``."""
+        return (name for name, _ in self.entries(under))
+
+    def entries(self, under: str = "") -> Iterator[tuple[str, str]]:
+        """(name relative to the store's prefix, ETag) of every object under ``under``."""
         base = self.location.key("")
         paginator = self.client.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=self.location.bucket, Prefix=base + under):
                 for entry in page.get("Contents", ()):
-                    yield entry["Key"][len(base) :]
+                    yield entry["Key"][len(base) :], str(entry.get("ETag", ""))
         except _CLIENT_ERRORS as error:
             raise self._error("list", under or "(store)", error) from None
 

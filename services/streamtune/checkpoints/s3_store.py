@@ -12,8 +12,7 @@ and each file is checked against the manifest's size and sha256 before anything 
 write is conditional where the service supports it: a version's objects and its manifest with
 ``If-None-Match: *`` (two writers can never both own version N), LATEST with ``If-Match`` on the
 ETag read when the writer took :meth:`S3CheckpointStore.lock` (a rollback is never overwritten by
-a publish that was under way). Readers get a local directory through :meth:`checkout`: downloaded
-into a cache under :attr:`root`, verified, then renamed into place.
+a publish that was under way). Readers load from a verified local copy (:meth:`checkout`).
 """
 
 from __future__ import annotations
@@ -64,6 +63,7 @@ class S3CheckpointStore:
         self._held = threading.local()  # the ETag of LATEST seen when this thread took lock()
         self._latest: int | None = None
         self._latest_known = False
+        self._manifests: dict[tuple[int, str], Manifest] = {}
 
     @property
     def location(self) -> str:
@@ -154,8 +154,9 @@ class S3CheckpointStore:
                     with open(directory / name, "rb") as body:
                         self.objects.put(_object(version, name), body, if_none_match=True)
                     uploaded.append(_object(version, name))
-                self.objects.put(_object(version, MANIFEST_FILE), manifest.to_json(), if_none_match=True)  # Step 4
-                uploaded.append(_object(version, MANIFEST_FILE))
+                etag = self.objects.put(_object(version, MANIFEST_FILE), manifest.to_json(), if_none_match=True)
+                uploaded.append(_object(version, MANIFEST_FILE))  # Step 4 done: the version exists
+                self._manifests[version, etag] = manifest
         except BaseException as error:
             self._withdraw(uploaded, version)
             # safetensors reports a full disk as its own SafetensorError, not as an OSError.
@@ -227,25 +228,31 @@ class S3CheckpointStore:
         return swept
 
     # --- internals -------------------------------------------------------------------------
-    def _numbered(self) -> dict[int, set[str]]:
-        """Every version-like object name, by version number, complete or not."""
-        numbered: dict[int, set[str]] = {}
-        for name in self.objects.names():
+    def _numbered(self) -> dict[int, dict[str, str]]:
+        """Every version-like object, by version number, complete or not: name -> ETag."""
+        numbered: dict[int, dict[str, str]] = {}
+        for name, etag in self.objects.entries():
             match = _VERSION_OBJECT.match(name)
             if match and match.group(1) == version_dirname(int(match.group(2))):
-                numbered.setdefault(int(match.group(2)), set()).add(match.group(3))
+                numbered.setdefault(int(match.group(2)), {})[match.group(3)] = etag
         return numbered
+
+    def _listed_manifest(self, version: int, etag: str) -> Manifest:
+        """The manifest a listing showed with ``etag``, read once: a manifest never changes
+        (If-None-Match), so retention need not fetch every retained one on every publish."""
+        if (version, etag) not in self._manifests:
+            if len(self._manifests) >= 4 * self.keep_versions:
+                self._manifests.clear()
+            self._manifests[version, etag] = self.read_manifest(version)
+        return self._manifests[version, etag]
 
     def _read_latest(self) -> tuple[int | None, str | None]:
         """The version LATEST names (None if absent or unreadable) and its ETag (None if absent)."""
         found = self.objects.get(LATEST_OBJECT, _MAX_LATEST_BYTES)
         if found is None:
             return None, None
-        try:
-            pointed = int(found[0].decode().strip())
-        except ValueError:
-            return None, found[1]
-        return (pointed if pointed >= 1 else None), found[1]
+        text, etag = found[0].strip(), found[1]
+        return (int(text) if text.isdigit() and int(text) >= 1 else None), etag
 
     def _manifest_bytes(self, version: int) -> bytes:
         found = self.objects.get(_object(version, MANIFEST_FILE), MAX_MANIFEST_BYTES)
@@ -255,17 +262,14 @@ class S3CheckpointStore:
 
     def _withdraw(self, names: list[str], version: int) -> None:
         """Delete what one publish uploaded, manifest first (best effort: a later sweep also does)."""
-        if not names:
-            return
         try:
             self.objects.delete(sorted(names, key=lambda name: not name.endswith(MANIFEST_FILE)))
         except CheckpointError as error:
             logger.warning("could not withdraw the objects of version %d: %s", version, error)
 
     def _prune(self, latest: int) -> None:
-        """Remove versions beyond the retention, never ``latest`` (what LATEST names): the
-        manifest first, so a reader never takes a half-deleted version for a complete one.
-        One listing serves it all: a publish pays one request here when nothing is due."""
+        """Remove versions beyond the retention, never ``latest`` (what LATEST names), nor what a
+        retained delta needs: the manifest first, so a half-deleted version is never taken for one."""
         try:
             numbered = self._numbered()
         except CheckpointError as error:
@@ -273,13 +277,13 @@ class S3CheckpointStore:
             return
         versions = sorted(version for version, names in numbered.items() if MANIFEST_FILE in names)
         cut = max(0, len(versions) - self.keep_versions)
-        needed = needed_versions(versions[cut:], self.read_manifest)  # snapshots retained deltas need
+        needed = needed_versions(versions[cut:], lambda v: self._listed_manifest(v, numbered[v][MANIFEST_FILE]))
         for version in versions[:cut]:
             if version == latest or version in needed:
                 continue
             try:
                 self.objects.delete([_object(version, MANIFEST_FILE)])
-                self.objects.delete([_object(version, name) for name in numbered[version] - {MANIFEST_FILE}])
+                self.objects.delete([_object(version, name) for name in set(numbered[version]) - {MANIFEST_FILE}])
             except CheckpointError as error:
                 logger.warning("could not remove old version %d: %s", version, error)
 
