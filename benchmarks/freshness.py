@@ -158,12 +158,15 @@ def freshness_of(stream: Stream, sightings: Sightings) -> list[float]:
 
 def run_stream(args: Any, work_dir: Path, base_model: str) -> dict[str, Any]:
     with embedded_broker(work_dir) as bootstrap:
+        # A setting not given keeps the model family's default (the hybrid's are its own).
+        given = {"publish_max_delay_ms": args.publish_max_delay_ms}
         settings = benchmark_settings(
             bootstrap,
             work_dir,
             base_model,
             lora_layers=args.lora_layers,
-            publish_max_delay_ms=args.publish_max_delay_ms,
+            model_kind=args.model_kind,
+            **{name: value for name, value in given.items() if value is not None},
         )
         ensure_topics(
             settings,
@@ -261,8 +264,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait for the last measured events")
     parser.add_argument("--trainer-threads", type=int, default=2, help="intra-op threads of the trainer process")
     parser.add_argument(
-        "--publish-max-delay-ms", type=int, default=0, help="fold waiting batches into one version (default: off)"
+        "--publish-max-delay-ms", type=int, default=None, help="fold waiting batches into one version (default: off)"
     )
+    parser.add_argument("--model-kind", default="text", help="STREAMTUNE_MODEL_KIND (text or hybrid)")
     parser.add_argument("--lora-layers", type=int, default=None, help="adapt only the top N layers (default: all)")
     args = parser.parse_args(argv)
     args.rate = args.rate or (20.0 if args.quick else 40.0)
@@ -286,8 +290,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table = format_table(("freshness, seconds", *QUANTILES, "max"), rows)
     trainer = result["trainer"]
     table += (
-        f"\n\nLoRA on {f'the top {args.lora_layers}' if args.lora_layers else 'all'} layers, "
-        f"publish max delay {args.publish_max_delay_ms} ms; "
+        f"\n\nmodel family {args.model_kind}; LoRA on {f'the top {args.lora_layers}' if args.lora_layers else 'all'} "
+        f"layers, publish max delay {args.publish_max_delay_ms or 'the default'} ms; "
         f"{result['events_measured']} events at {args.rate:g}/s over {args.seconds:g} s "
         f"({result['events_unserved']} never served within the drain), {result['versions_served']} versions served; "
         f"trainer {trainer['examples_per_s']:.1f} examples/s, step {trainer['step_mean_s'] or 0:.3f} s "
@@ -309,6 +313,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "trainer_threads": args.trainer_threads,
             "lora_layers": args.lora_layers,
             "publish_max_delay_ms": args.publish_max_delay_ms,
+            "model_kind": args.model_kind,
         },
         **result,
         "goals_s": GOALS_S,

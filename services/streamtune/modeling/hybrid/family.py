@@ -14,7 +14,6 @@ accumulators, AdamW moments, admission counters) goes into the version's stream 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import uuid
 import weakref
@@ -35,7 +34,7 @@ from streamtune.modeling.hybrid import trainer_state
 from streamtune.modeling.hybrid.holdout import RawHoldoutWindow, batch_events
 from streamtune.modeling.hybrid.learner import HybridLearner
 from streamtune.modeling.hybrid.model import HybridModel
-from streamtune.modeling.hybrid.row_diff import changed_rows, scrub_keys
+from streamtune.modeling.hybrid.model_state import copy_model, scrub_keys
 from streamtune.modeling.hybrid.text_embeddings import TextEmbedder
 from streamtune.modeling.hybrid.version_files import (
     CACHE_FILE,
@@ -62,6 +61,8 @@ class HybridSnapshot:
     """A copy of the model (without the embedder) as it was at one moment; ``state_id`` names it."""
 
     model: HybridModel
+    # Rows changed since the state the family exported last, per key space (a delta's rows).
+    changed: dict[str, set[int]] = field(default_factory=dict)
     state_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -106,7 +107,9 @@ class HybridFamily:
         self._scoring: HybridModel | None = None  # set by scoring_as()
         self._exported: tuple[HybridSnapshot, int] | None = None  # last export and its chain length
         self._snapshots: weakref.WeakSet[HybridSnapshot] = weakref.WeakSet()  # scrubbed by forget()
-        self._forced: dict[str, set[int]] = {}  # rows the next delta must carry (forgotten users)
+        # Rows changed since the last export, gathered from the tables' own records at each
+        # snapshot (a rejected candidate's rows stay in: the next delta still carries them).
+        self._changed: dict[str, set[int]] = {}
 
     @property
     def model(self) -> HybridModel:
@@ -142,7 +145,8 @@ class HybridFamily:
         payload = self._delta(snapshot) if delta_of is not None else None
         if payload is None:
             delta_of, chain = None, 0
-            payload = export_snapshot(_attached(snapshot.model, None))
+            with self._exporting(snapshot.model) as model:
+                payload = export_snapshot(model)
         cache = self.embedder.cache if self.embedder is not None else None
         if isinstance(cache, RecordingCache):
             new = cache.take_new()
@@ -151,7 +155,7 @@ class HybridFamily:
                 entries.save(directory / CACHE_FILE)
         write_version(directory, payload, VersionInfo(snapshot.state_id, payload["type"], chain))
         self._exported = (snapshot, chain)
-        self._forced = {}
+        self._changed = {}  # nothing is trained between a snapshot and its export
         return {
             "base_model": self.options.encoder_name,
             "tuning": {"tuning": KIND, **snapshot.model.config.to_dict()},
@@ -172,19 +176,25 @@ class HybridFamily:
 
     def _delta(self, snapshot: HybridSnapshot) -> dict[str, Any] | None:
         """The delta of ``snapshot`` against the last export; None when most rows changed."""
-        assert self._exported is not None
-        old, new = self._exported[0].model, snapshot.model
-        changed = changed_rows(old, new)
-        for space, rows in self._forced.items():
-            changed[space] = sorted(set(changed[space]) | rows)
-        mapped = sum(len(mapping) for mapping in new.mappings.values())
+        changed = snapshot.changed
+        mapped = sum(len(mapping) for mapping in snapshot.model.mappings.values())
         if sum(len(rows) for rows in changed.values()) > max(64, mapped // 2):
             return None
-        copy_ = _attached(new, None)
-        for space, table in copy_.tables.items():
-            table.take_dirty()
-            table.mark_dirty(torch.tensor(changed[space], dtype=torch.long))
-        return export_delta(copy_)
+        with self._exporting(snapshot.model) as model:
+            for space, table in model.tables.items():  # the snapshot's own record; nothing else reads it
+                table.take_dirty()
+                table.mark_dirty(torch.tensor(sorted(changed.get(space, ())), dtype=torch.long))
+            return export_delta(model)
+
+    @contextlib.contextmanager
+    def _exporting(self, model: HybridModel) -> Iterator[HybridModel]:
+        """``model`` (a snapshot's copy) with the embedder attached while exported, so the
+        version names its encoder; no copy of the tables is made."""
+        model.embedder = self.embedder
+        try:
+            yield model
+        finally:
+            model.embedder = None
 
     def load(self, directory: Path, manifest: Manifest) -> None:
         """The version's tables and dense weights (its chain applied in order), a fresh
@@ -204,7 +214,8 @@ class HybridFamily:
         self.learner = HybridLearner(model)
         info = read_info(directory)
         state_id = info.state_id if info is not None else uuid.uuid4().hex
-        self._exported = (HybridSnapshot(_attached(model, None), state_id), manifest.chain_length)
+        self._exported = (HybridSnapshot(_attached(model, None), state_id=state_id), manifest.chain_length)
+        self._changed = {}
 
     def trainer_state(self) -> dict[str, np.ndarray]:
         return trainer_state.encode(self.learner.trainer_state())
@@ -221,9 +232,7 @@ class HybridFamily:
         keys = _user_keys(self.model, wanted)
         dropped = 0
         for key in keys:
-            row = self.model.users.row(key)
-            if self.learner.forget_user(key):
-                self._forced.setdefault("users", set()).add(row)
+            if self.learner.forget_user(key):  # the cleared row is in the next delta
                 dropped += 1
         for snapshot in list(self._snapshots):
             scrub_keys(snapshot.model, keys)
@@ -233,12 +242,14 @@ class HybridFamily:
 
     # --- the gate's needs ------------------------------------------------------------------
     def snapshot(self) -> HybridSnapshot:
-        taken = HybridSnapshot(_attached(self.model, None))
+        self._collect_changes()
+        taken = HybridSnapshot(_attached(self.model, None), {space: set(rows) for space, rows in self._changed.items()})
         self._snapshots.add(taken)
         return taken
 
     def restore(self, snapshot: HybridSnapshot) -> int:
         """Back to ``snapshot``'s tables; the optimizer state is carried over (same shapes)."""
+        self._collect_changes()  # the rows trained since go back too: the next delta carries them
         old = self.learner
         self.learner = HybridLearner(_attached(snapshot.model, self.embedder))
         self.learner.clock = old.clock
@@ -246,6 +257,10 @@ class HybridFamily:
             optimizer.accumulators.copy_(old.sparse_optimizers[space].accumulators)
         self.learner.dense_optimizer.load_state_dict(old.dense_optimizer.state_dict())
         return 0  # no replay buffer: nothing rehearsed to forget
+
+    def _collect_changes(self) -> None:
+        for space, table in self.model.tables.items():
+            self._changed.setdefault(space, set()).update(table.take_dirty())
 
     @contextlib.contextmanager
     def scoring_as(self, snapshot: HybridSnapshot, current: HybridSnapshot) -> Iterator[None]:
@@ -260,12 +275,8 @@ class HybridFamily:
 
 
 def _attached(model: HybridModel, embedder: TextEmbedder | None) -> HybridModel:
-    """A deep copy of ``model`` (its embedder is shared, never copied) using ``embedder``."""
-    shared, model.embedder = model.embedder, None
-    try:
-        copied = copy.deepcopy(model)
-    finally:
-        model.embedder = shared
+    """A copy of ``model``'s state (its embedder is shared, never copied) using ``embedder``."""
+    copied = copy_model(model)
     copied.embedder = embedder
     return copied
 

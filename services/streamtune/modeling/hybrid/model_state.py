@@ -1,29 +1,13 @@
-"""Which rows differ between two states of a hybrid model, and scrubbing users out of one.
-
-A delta must carry every row whose values, counts or key changed since the state its parent
-version holds. Comparing the two states (rather than trusting a table's own record of
-changed rows, which the next export empties) keeps that right however often the trainer
-exported, failed to publish or rolled back in between.
-"""
+"""States of a hybrid model: copying one cheaply (a snapshot at every publish) and scrubbing
+users out of one (``streamtune forget`` reaching the snapshots the trainer still holds)."""
 
 from __future__ import annotations
 
-import torch
+import copy
 
+from streamtune.modeling.hybrid.id_mapping import IdMapping
 from streamtune.modeling.hybrid.model import USER_KIND_SEPARATOR, HybridModel
-
-
-def changed_rows(old: HybridModel, new: HybridModel) -> dict[str, list[int]]:
-    """Per key space, the sorted rows whose weights, counts or key differ from ``old`` to ``new``."""
-    changed: dict[str, list[int]] = {}
-    for space, table in new.tables.items():
-        before = old.tables[space]
-        differs = (table.weights != before.weights).any(1) | (table.counts != before.counts).any(1)
-        rows = set(torch.nonzero(differs).flatten().tolist())
-        moved = set(old.mappings[space].items()) ^ set(new.mappings[space].items())
-        rows.update(row for _, row in moved)
-        changed[space] = sorted(rows)
-    return changed
+from streamtune.modeling.hybrid.table import EmbeddingRows
 
 
 def scrub_keys(model: HybridModel, user_keys: list[str]) -> int:
@@ -43,3 +27,38 @@ def scrub_keys(model: HybridModel, user_keys: list[str]) -> int:
                         model.tables["user_kinds"].clear([kind_row])
                         freed += 1
     return freed
+
+
+def copy_model(model: HybridModel) -> HybridModel:
+    """A copy of ``model``'s state (tables, key mappings, dense part, counts) sharing only what
+    never changes (config, text buckets, the embedder is left out).
+
+    ``copy.deepcopy`` walks every key of every mapping object by object; copying the
+    mappings' dicts and cloning the tensors is many times faster, which matters because the
+    trainer takes a snapshot at every publish.
+    """
+    copied = copy.copy(model)
+    copied.embedder = None
+    copied.mappings = {space: _copy_mapping(mapping) for space, mapping in model.mappings.items()}
+    copied.tables = {space: _copy_table(table) for space, table in model.tables.items()}
+    copied.scorer = copy.deepcopy(model.scorer)
+    copied.global_counts = list(model.global_counts)
+    return copied
+
+
+def _copy_mapping(mapping: IdMapping) -> IdMapping:
+    copied = copy.copy(mapping)
+    copied._rows = mapping._rows.copy()
+    copied._last_seen = mapping._last_seen.copy()
+    copied._keys = mapping._keys.copy()
+    copied._pending = mapping._pending.copy()
+    copied._free = list(mapping._free)
+    return copied
+
+
+def _copy_table(table: EmbeddingRows) -> EmbeddingRows:
+    copied = copy.copy(table)
+    copied.weights = table.weights.clone()
+    copied.counts = table.counts.clone()
+    copied._dirty = set()
+    return copied
