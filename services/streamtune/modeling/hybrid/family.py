@@ -223,6 +223,11 @@ class HybridFamily:
     def load_trainer_state(self, state: dict[str, np.ndarray]) -> None:
         decoded = trainer_state.decode(state)
         if decoded is not None:
+            optimizers = self.learner.sparse_optimizers
+            decoded["accumulators"] = {
+                space: trainer_state.expand(sparse, optimizers[space].accumulators)
+                for space, sparse in decoded["accumulators"].items()
+            }
             self.learner.load_trainer_state(decoded)
 
     def forget(self, user_tags_: np.ndarray) -> int:

@@ -138,9 +138,11 @@ def _scrub_learner(learner: dict[str, Any], wanted: set[int]) -> bool:
             mapping["last_seen"].pop(key, None)
         for key in pending:
             mapping["pending"].pop(key, None)
-        accumulators = learner["accumulators"].get(space)
-        if accumulators is not None and gone:
-            accumulators[[row for _, row in gone]] = 0.1  # SparseAdagrad's initial accumulator
+        sparse = learner["accumulators"].get(space)
+        if sparse is not None and gone:  # the freed rows go back to initial: not saved at all
+            rows, values = sparse
+            keep = ~torch.isin(rows, torch.tensor([row for _, row in gone], dtype=rows.dtype))
+            learner["accumulators"][space] = (rows[keep], values[keep])
     return hits
 
 
