@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
-from streamtune.checkpoints import CheckpointStore
+from streamtune.checkpoints import CheckpointStore, Manifest
 from streamtune.config import Settings
 from streamtune.errors import ConfigurationError
 from streamtune.inference.loading import ModelLoader
+from streamtune.ingest.training_batch import TrainingBatch
+from streamtune.metrics import TrainerMetrics
 from streamtune.modeling.base import TuningSpec, load_base_model, load_tokenizer, wrap_for_tuning
 from streamtune.modeling.encoding import encode_pairs
+from streamtune.modeling.text.family import TextFamily, build
 from streamtune.modeling.text.learner import LearnerConfig, OnlineLearner
 from streamtune.modeling.text.pooling import apply_pooling, masked_mean, pooling_of
 from streamtune.modeling.text.setup import learner_config, tuning_spec
+from streamtune.testing.events import synthetic_events
 from tests.support.versions import perturbed_model, publish_perturbed_version
 
 TEXTS = ["a wonderful film", "an awful film about nothing at all, which goes on", "something else"]
@@ -153,3 +158,29 @@ def test_an_old_format_version_still_loads_with_the_pooler(tmp_path, tiny_model_
     # The same weights read through mean pooling would score differently: the default matters.
     mean_pooled = perturbed_model(tiny_model_dir, dataclasses.replace(spec, pooling="text_mean"), seed=7)
     assert torch.sigmoid(logits(mean_pooled, inputs)).tolist() != pytest.approx(expected.tolist(), abs=1e-3)
+
+
+def test_the_trainer_refuses_a_store_written_with_another_pooling(tmp_path, tiny_model_dir):
+    def family(pooling: str) -> TextFamily:
+        torch.manual_seed(0)
+        settings = Settings(_env_file=None, base_model=tiny_model_dir, device="cpu", max_length=32, pooling=pooling)
+        return build(settings, torch.device("cpu"), TrainerMetrics())
+
+    trained = family("text_mean")
+    events = synthetic_events(16, seed=5)
+    encode = trained.batch_encoder()
+    inputs = encode([e["text"] for e in events], [e.get("context") for e in events])
+    batch = TrainingBatch.of_inputs(inputs, torch.tensor([float(e["label"]) for e in events]))
+    trained.train(batch)
+    model = trained.export(tmp_path, trained.snapshot())
+    assert model["tuning"]["pooling"] == "text_mean"
+    manifest = Manifest(
+        version=1, parent_version=None, created_at="", files={}, kafka_offsets={},
+        examples_seen=16, examples_in_version=16, last_train_loss=None, **model,
+    )  # fmt: skip
+
+    same = family("text_mean")
+    same.load(tmp_path, manifest)
+    assert np.allclose(same.score(batch), trained.score(batch), atol=1e-6)
+    with pytest.raises(ConfigurationError, match="STREAMTUNE_POOLING=pooler"):
+        family("pooler").load(tmp_path, manifest)
