@@ -37,7 +37,8 @@ def test_a_short_soak_is_fair_and_answers_every_request(tiny_model_dir, tmp_path
     audit = result["exactly_once"]
     assert audit["lineage_complete"] and audit["lost"] == 0 and audit["trained_twice"] == 0, audit
     assert audit["events_covered"] == sum(result["produced_per_partition"].values())  # drained
-    assert {"supervisor", "broker", "trainer", "server"} <= set(result["samples"][0]["rss_mib"])
+    sampled = set().union(*(sample["rss_mib"] for sample in result["samples"]))  # a killed child may miss one
+    assert {"supervisor", "broker", "trainer", "server"} <= sampled
     assert result["samples"][-1]["store_mib"] > 0
     assert result["stack_exit_status"] == 0
     headline = run_all.soak_headline(result)  # what `make bench` summarises

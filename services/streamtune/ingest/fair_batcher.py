@@ -50,6 +50,7 @@ class FairBatcher(Generic[K, T]):
     >>> now = [0.0]
     >>> batcher = FairBatcher(max_size=4, max_latency_s=1.0, capacity=4, clock=lambda: now[0])
     >>> batcher.track(["a", "b"])
+    >>> now[0] = 1.0  # past the first batch's wait for every partition (see track)
     >>> for item in ["a1", "a2", "a3", "a4", "b1", "b2"]:
     ...     batcher.add(item[0], item)
     >>> batcher.full()  # partition "a" has a queue's worth: pause it
@@ -64,7 +65,7 @@ class FairBatcher(Generic[K, T]):
     ...     batcher.add("a", item)
     >>> batcher.due(), batcher.due(busy=True)  # a full batch, but only "a" has items
     (True, False)
-    >>> now[0] = 1.5
+    >>> now[0] = 2.5
     >>> batcher.due(busy=True), batcher.take()
     (True, ['a3', 'a4', 'a5', 'a6'])
     """
@@ -81,15 +82,19 @@ class FairBatcher(Generic[K, T]):
         self._queues: dict[K, collections.deque[tuple[float, T]]] = {}
         self._size = 0
         self._next_first = 0  # rotates which partition a batch starts with
+        self._settling_until = 0.0  # see track()
 
     def __len__(self) -> int:
         return self._size
 
     def track(self, partitions: Iterable[K]) -> None:
         """Expect items from ``partitions`` (the consumer's assignment): until each has items
-        queued, a busy trainer's full batch waits for them."""
+        queued, a busy trainer's full batch waits for them — and so does the first batch after
+        the assignment (for at most ``max_latency``), since the first partition to deliver
+        would otherwise fill it alone."""
         for partition in partitions:
             self._queues.setdefault(partition, collections.deque())
+        self._settling_until = self._clock() + self.max_latency_s
 
     def add(self, partition: K, item: T) -> None:
         """Queue ``item`` of ``partition`` (in its partition's order)."""
@@ -101,6 +106,7 @@ class FairBatcher(Generic[K, T]):
         ``busy``: the trainer has batches in hand (see the module doc)."""
         if not self._size:
             return None
+        busy = busy or self._clock() < self._settling_until
         if self._size >= self.max_size and (not busy or all(self._queues.values())):
             return 0.0
         oldest = min(queue[0][0] for queue in self._queues.values() if queue)
