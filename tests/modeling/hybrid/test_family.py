@@ -162,3 +162,12 @@ def test_forget_leaves_no_row_of_the_user_anywhere_in_the_store(settings):
     assert manifest.delta_of == parent
     cleared = torch.load(store.path_of(manifest.version) / MODEL_FILE, weights_only=True)["users"]
     assert None in cleared["keys"], "the delta frees the user's row on the servers that hold it"
+
+
+def test_hybrid_micro_batching_defaults_yield_to_explicit_settings():
+    from streamtune.config import HYBRID_DEFAULTS, Settings
+
+    hybrid = Settings(_env_file=None, model_kind="hybrid")
+    assert {name: getattr(hybrid, name) for name in HYBRID_DEFAULTS} == HYBRID_DEFAULTS
+    assert hybrid.max_batch_latency_ms < Settings(_env_file=None).max_batch_latency_ms
+    assert Settings(_env_file=None, model_kind="hybrid", batch_size=8).batch_size == 8
