@@ -6,9 +6,11 @@ process, so nothing in one is trusted before it is checked here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from streamtune.errors import CheckpointError
@@ -23,6 +25,15 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 class FileEntry:
     sha256: str
     bytes: int
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's contents, read in 1 MiB chunks (weights can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import re
@@ -32,7 +31,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError
 
-from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, Manifest
+from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, Manifest, file_sha256
 from streamtune.checkpoints.protocol import CheckedOutVersion, ManifestBuilder, PayloadWriter
 from streamtune.checkpoints.retention import needed_versions
 from streamtune.errors import CheckpointError, PublishError
@@ -126,7 +125,7 @@ class CheckpointStore:
             size = path.stat().st_size
             if size != entry.bytes:
                 raise CheckpointError(f"version {version}: {name} has {size} bytes, manifest says {entry.bytes}")
-            if _sha256(path) != entry.sha256:
+            if file_sha256(path) != entry.sha256:
                 raise CheckpointError(f"version {version}: {name} does not match its sha256")
         return manifest
 
@@ -157,7 +156,8 @@ class CheckpointStore:
             temp.mkdir()
             write_payload(temp)  # Step 2
             files = {  # Step 3
-                path.name: FileEntry(sha256=_sha256(path), bytes=_fsync_file(path)) for path in sorted(temp.iterdir())
+                path.name: FileEntry(sha256=file_sha256(path), bytes=_fsync_file(path))
+                for path in sorted(temp.iterdir())
             }
             manifest = build_manifest(version, files)
             manifest.check()
@@ -258,14 +258,6 @@ def _read_regular_file(path: Path, max_bytes: int) -> bytes:
         if status.st_size > max_bytes:
             raise CheckpointError(f"{path} has {status.st_size} bytes, more than {max_bytes}")
         return handle.read(max_bytes + 1)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync_file(path: Path) -> int:

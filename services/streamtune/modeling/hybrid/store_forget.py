@@ -12,7 +12,6 @@ be rewritten in place; on object storage the versions age out through retention 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from streamtune.checkpoints import CheckpointStore
-from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry
+from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, file_sha256
 from streamtune.modeling.hybrid import trainer_state
 from streamtune.modeling.hybrid.version_files import MODEL_FILE, read_payload
 from streamtune.privacy import user_tags
@@ -48,7 +47,7 @@ def forget_in_store(store: CheckpointStore, tags: np.ndarray) -> int:
             continue
         files = dict(manifest.files)
         for name in changed:
-            files[name] = FileEntry(_sha256(directory / name), (directory / name).stat().st_size)
+            files[name] = FileEntry(file_sha256(directory / name), (directory / name).stat().st_size)
         _replace(directory / MANIFEST_FILE, dataclasses.replace(manifest, files=files).to_json())
         rewritten += 1
     if rewritten:
@@ -144,14 +143,6 @@ def _scrub_learner(learner: dict[str, Any], wanted: set[int]) -> bool:
             keep = ~torch.isin(rows, torch.tensor([row for _, row in gone], dtype=rows.dtype))
             learner["accumulators"][space] = (rows[keep], values[keep])
     return hits
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync_replace(temp: Path, target: Path) -> None:
