@@ -11,24 +11,8 @@ from pathlib import Path
 import pytest
 
 from streamtune.checkpoints import CheckpointStore, Manifest
-from streamtune.checkpoints.manifest import FileEntry
 from streamtune.errors import CheckpointError, PublishError
-
-
-def manifest_for(version: int, files: dict[str, FileEntry], parent: int | None = None) -> Manifest:
-    return Manifest(
-        version=version,
-        parent_version=parent,
-        base_model="base",
-        tuning={"tuning": "lora"},
-        created_at="2026-01-01T00:00:00Z",
-        files=files,
-        kafka_offsets={"events:0": version * 10},
-        examples_seen=version * 10,
-        examples_in_version=10,
-        last_train_loss=0.5,
-        max_length=32,
-    )
+from tests.checkpoints.s3_helpers import manifest_for
 
 
 def payload(content: bytes):
