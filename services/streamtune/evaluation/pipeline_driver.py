@@ -152,8 +152,11 @@ class LockstepDriver:
         for name in self._lineage_names:
             settings = self._settings_for(name, **LINEAGES[name], **(self._fast if name in FAST_LINEAGES else {}))
             ensure_topics(settings, [(settings.events_topic, 1)])
-            trainer = self._child(f"trainer-{name}", "train", settings, cores)
-            served = self._served(name, settings, cores, offset_key(settings.events_topic, 0))
+            # The hybrid's tensors are tiny: a second intra-op thread only adds synchronisation
+            # (and spins against the other processes on a shared machine).
+            threads = 1 if name in FAST_LINEAGES else cores
+            trainer = self._child(f"trainer-{name}", "train", settings, threads)
+            served = self._served(name, settings, threads, offset_key(settings.events_topic, 0))
             served.with_ids = name in FAST_LINEAGES
             self.lineages[name] = Lineage(name, settings, trainer, served)
         # Branches start from the LoRA lineage's version and keep counting in its topic's offsets.

@@ -14,6 +14,9 @@ from streamtune.evaluation.server_client import ServerClient
 from streamtune.events import Event
 
 REQUEST_SIZE = 64
+# A lock-step cycle of the hybrid lineages takes a few tenths of a second: waiting 50 ms more
+# for each would add a tenth or more to the run; a /v1/model answer costs the server ~1 ms.
+VERSION_POLL_S = 0.01
 # Generous: a chunk of full fine-tuning on two busy cores can take minutes; a dead child is
 # noticed at once anyway.
 STEP_TIMEOUT_S = 1800.0
@@ -66,4 +69,5 @@ class ServedStore:
             STEP_TIMEOUT_S,
             f"{self.name} to serve a version covering {position} events",
             check,
+            VERSION_POLL_S,
         )

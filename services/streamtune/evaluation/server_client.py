@@ -59,9 +59,11 @@ class ServerClient:
         timeout_s: float,
         what: str,
         check: Callable[[], None] = lambda: None,
+        poll_s: float = 0.05,
     ) -> tuple[int, dict[str, Any]]:
-        """Poll ``/v1/model`` until ``accept(version, manifest)``; ``check`` raises if a process
-        this depends on has died, so a crash is reported at once rather than as a timeout."""
+        """Poll ``/v1/model`` every ``poll_s`` until ``accept(version, manifest)``; ``check``
+        raises if a process this depends on has died, so a crash is reported at once rather
+        than as a timeout."""
         deadline = time.monotonic() + timeout_s
         while True:
             check()
@@ -75,7 +77,7 @@ class ServerClient:
                 raise EvaluationError(
                     f"timed out after {timeout_s:.0f} s waiting for {what} (now serving {served and served[0]})"
                 )
-            time.sleep(0.05)
+            time.sleep(poll_s)
 
     def close(self) -> None:
         self._scoring.close()
