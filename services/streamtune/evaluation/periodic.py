@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +35,14 @@ from streamtune.modeling.text.learner import LearnerConfig, OnlineLearner
 from streamtune.modeling.weights import apply_state, load_state, save_state, trainable_state
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Retrained:
+    """The weights one retrain produced and the loss of its last batch (None: no batch)."""
+
+    state: dict[str, torch.Tensor]
+    last_loss: float | None
 
 
 class PeriodicRetrainer:
@@ -60,7 +69,7 @@ class PeriodicRetrainer:
         self._frozen_state = load_state(frozen_dir, self.spec.tuning)
         self.rounds = 0
 
-    def retrain(self, events: Sequence[Event]) -> tuple[dict[str, torch.Tensor], float | None]:
+    def retrain(self, events: Sequence[Event]) -> Retrained:
         """One shuffled pass over ``events`` from the frozen weights; returns the new weights and
         the last batch's loss. Seeded by the settings' seed and the round, so reruns agree."""
         self.rounds += 1
@@ -88,22 +97,21 @@ class PeriodicRetrainer:
             "periodic retrain %d: %d events, %d steps in %.1f s, last loss %s",
             self.rounds, len(events), learner.steps, time.perf_counter() - started, loss,
         )  # fmt: skip
-        return trainable_state(self.model, self.spec.tuning), loss
+        return Retrained(trainable_state(self.model, self.spec.tuning), loss)
 
     def publish(
         self,
         store: CheckpointStore,
-        state: dict[str, torch.Tensor],
+        retrained: Retrained,
         *,
         offsets: dict[str, int],
         examples: int,
         data_watermark_ms: int | None,
-        last_loss: float | None,
     ) -> Manifest:
         """Publish retrained weights as the store's next version (a child of the frozen one)."""
         tuning = self.spec.tuning
         return store.publish(
-            lambda directory: save_state(state, tuning, directory),
+            lambda directory: save_state(retrained.state, tuning, directory),
             lambda version, files: Manifest(
                 version=version,
                 parent_version=store.latest_version(),
@@ -114,7 +122,7 @@ class PeriodicRetrainer:
                 kafka_offsets=dict(offsets),
                 examples_seen=examples,
                 examples_in_version=examples,
-                last_train_loss=last_loss,
+                last_train_loss=retrained.last_loss,
                 max_length=self.settings.max_length,
                 data_watermark_ms=data_watermark_ms,
             ),

@@ -233,16 +233,11 @@ def _scorers(driver: LockstepDriver, logs: dict[str, ScoreLog], plan: RunPlan) -
 
 def _retrain(driver: LockstepDriver, retrainer: PeriodicRetrainer, events: EventSlice, stop: int) -> None:
     """Retrain on events ``[0, stop)``, publish into the periodic store, wait until served."""
-    state, loss = retrainer.retrain(events.events[:stop])
+    retrained = retrainer.retrain(events.events[:stop])
     watermark = max((e.ts_ms for e in events.events[:stop] if e.ts_ms is not None), default=None)
     branch = driver.branches[PERIODIC]
     manifest = retrainer.publish(
-        branch.store,
-        state,
-        offsets={branch.topic_key: stop},
-        examples=stop,
-        data_watermark_ms=watermark,
-        last_loss=loss,
+        branch.store, retrained, offsets={branch.topic_key: stop}, examples=stop, data_watermark_ms=watermark
     )
     branch.wait_until_covers(stop, driver.check_children)
     logger.info("periodic: serving version %d (trained on %d events)", manifest.version, stop)
