@@ -25,7 +25,7 @@ from prometheus_client import start_http_server
 from streamtune.broker import EmbeddedBroker
 from streamtune.config import Settings
 from streamtune.metrics import SupervisorMetrics
-from streamtune.supervision import CrashLoopError, RestartPolicy, SupervisedChild
+from streamtune.supervision import ChildLaunch, CrashLoopError, RestartPolicy, SupervisedChild
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +91,7 @@ def _children(
     return [
         SupervisedChild(
             name,
-            [*command, "train" if name == "trainer" else "serve"],
-            env,
-            probe,
+            ChildLaunch([*command, "train" if name == "trainer" else "serve"], env, probe),
             policy,
             metrics.child_restarts.labels(child=name),
             metrics.child_up.labels(child=name),

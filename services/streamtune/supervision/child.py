@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
 
@@ -23,28 +24,31 @@ logger = logging.getLogger(__name__)
 _PROBE_INTERVAL_S = 0.5
 
 
+@dataclass(frozen=True)
+class ChildLaunch:
+    """How to start a child and tell that it serves.
+
+    ``ready`` probes whether the running child serves (e.g. its ``/readyz`` answers 200); it is
+    called from the supervisor's loop and must return quickly.
+    """
+
+    command: Sequence[str]
+    env: dict[str, str]
+    ready: Callable[[], bool]
+
+
 class SupervisedChild:
     """A child process kept running: restarted with backoff whenever it exits.
 
-    ``ready`` probes whether the running child serves (e.g. its ``/readyz`` answers 200); it is
-    called from the supervisor's loop and must return quickly. ``restarts`` and ``up`` are this
+    ``launch`` says how to start it and probe its readiness. ``restarts`` and ``up`` are this
     child's series of the supervisor's metrics.
     """
 
-    def __init__(
-        self,
-        name: str,
-        command: Sequence[str],
-        env: dict[str, str],
-        ready: Callable[[], bool],
-        policy: RestartPolicy,
-        restarts: Counter,
-        up: Gauge,
-    ) -> None:
+    def __init__(self, name: str, launch: ChildLaunch, policy: RestartPolicy, restarts: Counter, up: Gauge) -> None:
         self.name = name
-        self._command = list(command)
-        self._env = env
-        self._ready_probe = ready
+        self._command = list(launch.command)
+        self._env = launch.env
+        self._ready_probe = launch.ready
         self._tracker = RestartTracker(policy)
         self._restarts = restarts
         self._up = up
