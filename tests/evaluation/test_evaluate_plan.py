@@ -145,5 +145,11 @@ def test_score_log_result_and_detail_tables():
     text = detail_markdown([result, other])
     assert "| 0-3 | 4 | 1.0000 | 0.5000 |" in text
     assert "| online_lora | 2 | 1.0 | 2 |" in text
+    assert "Windows won" not in text  # no baseline among the contenders
+    floor = score_contender("popularity", [0, 1, 0, 1, 0, 1], [0.4, 0.6, 0.6, 0.4, 0.4, 0.6], window=4)
+    wins = detail_markdown([result, floor])
+    # online_lora: AUC 1.0 against 0.5 in the first window, 1.0 against 1.0 in the second.
+    assert "| online_lora | 1/2 | 2/2 |" in wins
+    assert "| popularity | 0/2 | 0/2 |" in wins
     with pytest.raises(EvaluationError, match="scored 6 events, expected 5"):
         log.result(events[:5], first_position=10, window=4)

@@ -1,5 +1,6 @@
-"""Markdown tables that go under the summary of ``results.md``: AUC and log-loss per window,
-and how fresh each contender's model was when it scored."""
+"""Markdown tables that go under the summary of ``results.md``: AUC and log-loss per window, in
+how many windows each contender beats the baselines, and how fresh each contender's model was
+when it scored."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def detail_markdown(results: Sequence[ContenderResult]) -> str:
         [
             *_window_table(results, "auc", "AUC"),
             *_window_table(results, "logloss", "Log-loss"),
+            *_wins_table(results),
             *_freshness_table(results),
         ]
     )
@@ -28,6 +30,38 @@ def _window_table(results: Sequence[ContenderResult], metric: str, title: str) -
     for index, window in enumerate(windows):
         cells = [_fmt(getattr(r.windows[index], metric)) if index < len(r.windows) else "—" for r in results]
         lines.append(f"| {window.label} | {window.n} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+# The baselines every learner must beat: the no-learning floor and River's best online model.
+BASELINES = ("popularity", "river_fm")
+
+
+def _wins_table(results: Sequence[ContenderResult]) -> list[str]:
+    """Per contender, the windows where its AUC (and its log-loss) beats each baseline's."""
+    by_name = {result.name: result for result in results}
+    baselines = [name for name in BASELINES if name in by_name]
+    if not baselines:
+        return []
+    lines = [
+        "## Windows won against the baselines",
+        "",
+        "Windows where the contender's AUC is higher (log-loss lower) than the baseline's.",
+        "",
+        "| contender | " + " | ".join(f"AUC above {b} | log-loss below {b}" for b in baselines) + " |",
+        "|---|" + "---:|---:|" * len(baselines),
+    ]
+    for result in results:
+        cells = []
+        for name in baselines:
+            pairs = list(zip(result.windows, by_name[name].windows, strict=False))
+            auc = sum(
+                is_defined(ours.auc) and is_defined(theirs.auc) and ours.auc > theirs.auc for ours, theirs in pairs
+            )
+            loss = sum(ours.logloss is not None and theirs.logloss is not None and ours.logloss < theirs.logloss
+                       for ours, theirs in pairs)  # fmt: skip
+            cells += [f"{auc}/{len(pairs)}", f"{loss}/{len(pairs)}"]
+        lines.append(f"| {result.name} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
