@@ -30,11 +30,11 @@ from typing import IO, Any
 from safetensors import SafetensorError
 
 from streamtune.checkpoints.checkout_cache import CheckoutCache, check_file
-from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, Manifest
+from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, Manifest, file_sha256
 from streamtune.checkpoints.protocol import CheckedOutVersion, ManifestBuilder, PayloadWriter
 from streamtune.checkpoints.retention import needed_versions
 from streamtune.checkpoints.s3_objects import BucketObjects, PreconditionFailed, S3Location, make_client
-from streamtune.checkpoints.store import MAX_MANIFEST_BYTES, CheckpointStore, _sha256, version_dirname
+from streamtune.checkpoints.store import MAX_MANIFEST_BYTES, CheckpointStore, version_dirname
 from streamtune.errors import CheckpointError, LineageMovedError, PublishError
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class S3CheckpointStore:
                 directory = Path(staging)
                 write_payload(directory)  # Step 2
                 files = {
-                    path.name: FileEntry(sha256=_sha256(path), bytes=path.stat().st_size)
+                    path.name: FileEntry(sha256=file_sha256(path), bytes=path.stat().st_size)
                     for path in sorted(directory.iterdir())
                 }
                 manifest = build_manifest(version, files)
