@@ -12,7 +12,11 @@ slice used) and as it is now.
 Prints overall AUC and log-loss, AUC per window and events/s, and the running AUC as it goes.
 Run from the repository root::
 
-    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.text_quality --limit 6000
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.text_quality --limit 8000
+
+Measured (LoRA, first 8,000 events, batches of 32, one thread, 2 shared cores at load ~10):
+before AUC 0.553, log-loss 0.688 (windows 0.461 0.573 0.603 0.498); after (text_mean pooling,
+head rate 1e-2, 64 tokens) AUC 0.602, log-loss 0.680 (windows 0.529 0.633 0.626 0.564).
 """
 
 from __future__ import annotations
