@@ -145,7 +145,9 @@ def plot_auc_over_time(results: Sequence[ContenderResult], path: str | Path) -> 
             for window in result.windows
         ]
         ys = [window.auc if is_defined(window.auc) else math.nan for window in result.windows]
-        axes.plot(xs, ys, marker="o", markersize=3, linewidth=1.4, label=result.name)
+        chunk = result.params.get("chunk")
+        label = result.name if chunk is None else f"{result.name} (chunk {chunk})"
+        axes.plot(xs, ys, marker="o", markersize=3, linewidth=1.4, label=label)
     axes.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
     axes.set_xlabel("window end (UTC)" if by_date else "window")
     axes.set_ylabel("ROC AUC")
