@@ -1,9 +1,10 @@
 """The hybrid contenders of `streamtune evaluate`: online_hybrid and online_ids through real trainer
-and server processes (the tiny model as text encoder), popularity in-process.
+and server processes (the tiny model as text encoder), popularity in-process, and online_lora
+beside them: the two speeds of lock-step chunk in one run.
 
 The events' labels depend on the user alone (half the users like everything they see, half
 nothing, with 10 % noise) and their texts carry no signal, so only a contender whose requests
-reach the model with their user id can score well. Cost on two cores: ~40 s (four children).
+reach the model with their user id can score well. Cost on two cores: ~60 s (six children).
 """
 
 from __future__ import annotations
@@ -64,14 +65,15 @@ def test_hybrid_lineages_are_scored_fresh_and_with_their_ids(events_file, tmp_pa
     code = main(
         [
             "evaluate", str(events_file), "--out", str(tmp_path / "out"), "--base-model", tiny_model_dir,
-            "--contenders", "online_hybrid,online_ids,popularity,river_fm", "--chunk-size", str(CHUNK),
+            "--contenders", "online_lora,online_hybrid,online_ids,popularity,river_fm", "--chunk-size", str(CHUNK),
+            "--batch-size", "16",
             "--fast-chunk-size", str(FAST_CHUNK), "--fast-batch-size", str(FAST_BATCH), "--max-length", "32",
         ]
     )  # fmt: skip
     assert code == 0
     document = json.loads((tmp_path / "out" / "results.json").read_text("utf-8"))
     contenders = document["contenders"]
-    assert list(contenders) == ["online_hybrid", "online_ids", "popularity", "river_fm"]
+    assert list(contenders) == ["online_lora", "online_hybrid", "online_ids", "popularity", "river_fm"]
 
     warmup = CHUNK  # 10 % of 384 rounds down to no chunk; the warm-up is at least one
     scored = EVENTS - warmup
@@ -88,6 +90,10 @@ def test_hybrid_lineages_are_scored_fresh_and_with_their_ids(events_file, tmp_pa
         assert lag["lag_events_max"] == FAST_CHUNK - 1, name
         # Only the user id predicts the label: the requests carried it and the model learnt it.
         assert contenders[name]["auc"] > 0.8, name
+    # The transformer lineage keeps its slow chunks in the same run.
+    assert contenders["online_lora"]["params"]["chunk"] == CHUNK
+    assert contenders["online_lora"]["params"]["freshness"]["versions_served"] == math.ceil(scored / CHUNK)
+    assert contenders["online_lora"]["params"]["freshness"]["lag_events_max"] == CHUNK - 1
     assert contenders["popularity"]["params"]["chunk"] == 1
     assert contenders["popularity"]["params"]["freshness"]["lag_events_max"] == 0
     markdown = (tmp_path / "out" / "results.md").read_text("utf-8")
