@@ -20,12 +20,11 @@ they are scored by versions a few dozen events old; their requests carry ``user_
 ``item_id``.
 
 Lineages and branches: an *online* contender is a trainer process and a server process sharing a
-store (one per online contender). Each lineage has its own copy of the events topic, so the trainers
-take turns, each with every core, instead of training at once on a core each: on a small CPU
-two processes stepping at once with one thread each are slower than one after the other with
-two (measured on MiniLM, 2 cores: ~2.5x per LoRA step). A *branch*
-contender is a server on a store of its own, seeded with a copy of the LoRA lineage's version
-after the warm-up: ``frozen`` never gets another version, ``periodic`` gets the retrained ones.
+store. Each lineage has its own copy of the events topic, so the trainers take turns, each with
+every core, instead of training at once on a core each (measured on MiniLM, 2 cores: ~2.5x per
+LoRA step). A *branch* contender is a server on a store of its own, seeded with a copy of the
+LoRA lineage's version after the warm-up: ``frozen`` never gets another version, ``periodic``
+gets the retrained ones.
 """
 
 from __future__ import annotations
@@ -299,6 +298,5 @@ def branch_version(source: CheckpointStore, version: int, target: CheckpointStor
 def _check_settings_exist(settings: Settings, lineages: Sequence[str]) -> None:
     """Fail fast, naming the setting, when a lineage needs one this build does not have."""
     for name in lineages:
-        missing = sorted(set(LINEAGES[name]) - set(type(settings).model_fields))
-        if missing:
+        if missing := sorted(set(LINEAGES[name]) - set(type(settings).model_fields)):
             raise EvaluationError(f"{name} needs the setting(s) {', '.join(missing)}, which this build lacks")
