@@ -20,9 +20,11 @@ Work handed in by :meth:`DynamicBatcher.run_exclusive` (a new version's warm-up)
 head of the queue: under full load it runs after the batch in progress, not after every queued
 request, so a swap is not starved by the traffic it is meant to serve.
 
-One worker is enough: torch spreads each forward over the cores already, and a single thread
-keeps forwards from competing for them. (Two single-threaded workers on two cores measured no
-better than one worker.)
+``workers`` threads take batches from the one queue, each running its forward passes alone
+(the server sizes them: :func:`streamtune.inference.backends.threads.forward_plan`). On two
+cores, two workers with one thread each keep both cores busy with no OpenMP barrier between
+them; one worker with two threads stalls at every barrier whose other thread the scheduler has
+descheduled, which on shared cores cost 4x the throughput (``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class _Task:
 
 
 class DynamicBatcher:
-    """Coalesces concurrent scoring requests into forward passes on one worker thread."""
+    """Coalesces concurrent scoring requests into forward passes on its worker threads."""
 
     def __init__(
         self,
@@ -94,6 +96,7 @@ class DynamicBatcher:
         max_queued: int = 1024,
         admission: Admission | None = None,
         default_deadline_s: float = math.inf,
+        workers: int = 1,
     ) -> None:
         self._current = current
         self._metrics = metrics
@@ -105,23 +108,28 @@ class DynamicBatcher:
         self.rate = ScoringRate()
         self._queue: collections.deque[_Request | _Task] = collections.deque()
         self._queued_rows = 0
-        self._scoring_rows = 0  # rows of the batch being scored now
+        self._scoring_rows = 0  # rows of the batches being scored now
         self._client_rows: collections.Counter[str] = collections.Counter()
         self._ready = threading.Condition()
         self._stopping = False
         self._arrivals = ArrivalRate()
-        self._worker = threading.Thread(target=self._run, name="streamtune-batcher", daemon=True)
+        self._workers = [
+            threading.Thread(target=self._run, name=f"streamtune-batcher-{index}", daemon=True)
+            for index in range(workers)
+        ]
 
     def start(self) -> None:
-        self._worker.start()
+        for worker in self._workers:
+            worker.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Finish what is queued, then end the worker."""
         with self._ready:
             self._stopping = True
             self._ready.notify_all()
-        if self._worker.is_alive():
-            self._worker.join(timeout_s)
+        for worker in self._workers:
+            if worker.is_alive():
+                worker.join(timeout_s)
 
     @property
     def queued_rows(self) -> int:
@@ -155,7 +163,7 @@ class DynamicBatcher:
             if self._admission is not None:
                 # A request arriving at a random moment finds the batches in progress half done.
                 ahead = self._queued_rows + self._scoring_rows / 2
-                rate = self.rate.rows_per_second
+                rate = self.rows_per_second
                 self._admission.check(request.rows, ahead, self._client_rows[client], rate, deadline_s)
             self._queue.append(request)
             self._queued_rows += request.rows
@@ -168,7 +176,7 @@ class DynamicBatcher:
     def run_exclusive(self, function: Callable[[], T]) -> T:
         """Run ``function`` on the worker between two batches and return its result; called
         from another thread (the one loading a version). Runs inline when no worker runs."""
-        if threading.current_thread() is self._worker or not self._worker.is_alive():
+        if threading.current_thread() in self._workers or not any(w.is_alive() for w in self._workers):
             return function()
         task = _Task(function)
         with self._ready:
@@ -219,7 +227,7 @@ class DynamicBatcher:
                     continue
                 batch.append(request)
                 rows += request.rows
-            self._scoring_rows = rows
+            self._scoring_rows += rows
             self._metrics.inference_queue_rows.set(self._queued_rows)
             return batch
 
@@ -240,11 +248,18 @@ class DynamicBatcher:
         try:
             self._score_live(batch)
         finally:
+            rows = sum(request.rows for request in batch)
             with self._ready:
-                rows, self._scoring_rows = self._scoring_rows, 0
+                self._scoring_rows -= rows
             self.rate.record(rows, time.perf_counter() - started)
-            if self.rate.rows_per_second is not None:
-                self._metrics.inference_rows_per_second.set(self.rate.rows_per_second)
+            if self.rows_per_second is not None:
+                self._metrics.inference_rows_per_second.set(self.rows_per_second)
+
+    @property
+    def rows_per_second(self) -> float | None:
+        """Rows all workers together score per second (each worker's measured rate, times the workers)."""
+        rate = self.rate.rows_per_second
+        return None if rate is None else rate * len(self._workers)
 
     def _score_live(self, batch: list[_Request]) -> None:
         live = [request for request in batch if not request.future.done()]  # cancelled: client gone
