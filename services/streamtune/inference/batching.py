@@ -37,51 +37,18 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from streamtune.errors import ModelNotReadyError, QueueFullError
 from streamtune.inference.admission import Admission, DeadlinePassedError, ScoringRate
 from streamtune.inference.arrivals import ArrivalRate
+from streamtune.inference.batch_requests import PendingRequest, Scored, WorkerTask, settle
 from streamtune.inference.loading import ServedModel
 from streamtune.metrics import ServingMetrics
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Scored:
-    """Scores of one request and the version that produced them."""
-
-    version: int
-    data_watermark_ms: int | None
-    scores: list[float]
-
-
-@dataclass
-class _Request:
-    texts: Sequence[str]
-    contexts: Sequence[str | None]
-    future: asyncio.Future[Scored]
-    loop: asyncio.AbstractEventLoop
-    client: str = ""
-    deadline: float = math.inf  # monotonic time after which nobody waits for the answer
-    arrived: float = field(default_factory=time.monotonic)
-
-    @property
-    def rows(self) -> int:
-        return len(self.texts)
-
-
-@dataclass
-class _Task:
-    """A function to run on the worker between two batches (a warm-up)."""
-
-    function: Callable[[], object]
-    result: Future = field(default_factory=Future)
 
 
 class DynamicBatcher:
@@ -106,7 +73,7 @@ class DynamicBatcher:
         self._admission = admission
         self._default_deadline_s = default_deadline_s
         self.rate = ScoringRate()
-        self._queue: collections.deque[_Request | _Task] = collections.deque()
+        self._queue: collections.deque[PendingRequest | WorkerTask] = collections.deque()
         self._queued_rows = 0
         self._scoring_rows = 0  # rows of the batches being scored now
         self._client_rows: collections.Counter[str] = collections.Counter()
@@ -153,7 +120,7 @@ class DynamicBatcher:
         """
         loop = asyncio.get_running_loop()
         deadline_s = self._default_deadline_s if deadline_s is None else deadline_s
-        request = _Request(texts, contexts, loop.create_future(), loop, client)
+        request = PendingRequest(texts, contexts, loop.create_future(), loop, client)
         request.deadline = request.arrived + deadline_s
         with self._ready:
             if self._stopping:
@@ -178,7 +145,7 @@ class DynamicBatcher:
         from another thread (the one loading a version). Runs inline when no worker runs."""
         if threading.current_thread() in self._workers or not any(w.is_alive() for w in self._workers):
             return function()
-        task = _Task(function)
+        task = WorkerTask(function)
         with self._ready:
             if self._stopping:
                 return function()
@@ -189,12 +156,12 @@ class DynamicBatcher:
     # --- worker ------------------------------------------------------------------------------
     def _run(self) -> None:
         while (work := self._next()) is not None:
-            if isinstance(work, _Task):
+            if isinstance(work, WorkerTask):
                 self._run_task(work)
             else:
                 self._score_batch(work)
 
-    def _next(self) -> list[_Request] | _Task | None:
+    def _next(self) -> list[PendingRequest] | WorkerTask | None:
         """The next task, or the next batch once it is full or its oldest request has waited
         ``max_wait_s``; None when stopping with nothing left."""
         with self._ready:
@@ -203,7 +170,7 @@ class DynamicBatcher:
             if not self._queue:
                 return None
             head = self._queue[0]
-            if isinstance(head, _Task):
+            if isinstance(head, WorkerTask):
                 return self._queue.popleft()  # type: ignore[return-value]
             deadline = head.arrived + self._max_wait_s
             while self._queued_rows < self._max_batch and not self._stopping:
@@ -211,10 +178,10 @@ class DynamicBatcher:
                 if now >= deadline or self._arrivals.expected_within(self._max_wait_s, now) < 1.0:
                     break
                 self._ready.wait(deadline - now)
-            batch: list[_Request] = []
+            batch: list[PendingRequest] = []
             rows = 0
             now = time.monotonic()
-            while self._queue and isinstance(self._queue[0], _Request):
+            while self._queue and isinstance(self._queue[0], PendingRequest):
                 request = self._queue[0]
                 if batch and rows + request.rows > self._max_batch:
                     break
@@ -231,7 +198,7 @@ class DynamicBatcher:
             self._metrics.inference_queue_rows.set(self._queued_rows)
             return batch
 
-    def _drop_if_dead(self, request: _Request, now: float) -> bool:
+    def _drop_if_dead(self, request: PendingRequest, now: float) -> bool:
         """Settle and report a request nobody waits for any more (client gone, deadline passed)."""
         if request.future.done():  # cancelled: the client disconnected (counted where it was noticed)
             return True
@@ -239,11 +206,11 @@ class DynamicBatcher:
             waited = now - request.arrived
             error = DeadlinePassedError(f"deadline passed after {waited:.3f} s in the queue", "deadline_passed")
             self._metrics.requests_rejected.labels(error.reason).inc()
-            _settle(request, error=error)
+            settle(request, error=error)
             return True
         return False
 
-    def _score_batch(self, batch: list[_Request]) -> None:
+    def _score_batch(self, batch: list[PendingRequest]) -> None:
         started = time.perf_counter()
         try:
             self._score_live(batch)
@@ -261,14 +228,14 @@ class DynamicBatcher:
         rate = self.rate.rows_per_second
         return None if rate is None else rate * len(self._workers)
 
-    def _score_live(self, batch: list[_Request]) -> None:
+    def _score_live(self, batch: list[PendingRequest]) -> None:
         live = [request for request in batch if not request.future.done()]  # cancelled: client gone
         if not live:
             return
         served = self._current()  # one reference for the whole batch: no version mixing
         if served is None:
             for request in live:
-                _settle(request, error=ModelNotReadyError("no model loaded yet"))
+                settle(request, error=ModelNotReadyError("no model loaded yet"))
             return
         texts = [text for request in live for text in request.texts]
         contexts = [context for request in live for context in request.contexts]
@@ -286,35 +253,18 @@ class DynamicBatcher:
                 for index in {owner[row] for row in rows}:
                     if missing[index] == 0:
                         part = scores[starts[index] : starts[index + 1]]
-                        _settle(live[index], Scored(served.version, served.data_watermark_ms, part))
+                        settle(live[index], Scored(served.version, served.data_watermark_ms, part))
         except Exception as error:  # one bad batch answers its requests; the worker goes on
             logger.exception("a batch of %d instances failed on version %d", len(texts), served.version)
             for index, request in enumerate(live):
                 if missing[index]:
-                    _settle(request, error=error)
+                    settle(request, error=error)
             return
         self._metrics.predictions.inc(len(texts))
 
     @staticmethod
-    def _run_task(task: _Task) -> None:
+    def _run_task(task: WorkerTask) -> None:
         try:
             task.result.set_result(task.function())
         except BaseException as error:  # handed to the waiting thread, which re-raises it
             task.result.set_exception(error)
-
-
-def _settle(request: _Request, result: Scored | None = None, error: BaseException | None = None) -> None:
-    """Complete a request's future from the worker thread, on its event loop."""
-
-    def complete() -> None:
-        if request.future.done():
-            return
-        if error is not None:
-            request.future.set_exception(error)
-        else:
-            request.future.set_result(result)
-
-    try:
-        request.loop.call_soon_threadsafe(complete)
-    except RuntimeError:  # the loop is closed: nobody waits for this answer any more
-        logger.debug("dropped an answer for a closed event loop")
