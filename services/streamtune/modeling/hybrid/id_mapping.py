@@ -23,6 +23,7 @@ Table. arXiv:2209.07663 (admission by frequency, expiry of stale ids).
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -147,6 +148,18 @@ class IdMapping:
             self._drop(key, self._rows[key])
         self._pending.pop(key, None)
         self._take(key, row, now)
+
+    def copy(self, *, keep_order: bool = True) -> IdMapping:
+        """An independent copy. ``keep_order=False`` gives the key -> row dict up as a plain
+        dict without its least-recently-seen order (a plain dict copies in C, an ordered one key
+        by key: 50 ms for 50,000 keys): enough for a server, which never evicts or observes keys."""
+        copied = copy.copy(self)
+        copied._rows = self._rows.copy() if keep_order else dict(self._rows)  # type: ignore[assignment]
+        copied._last_seen = dict(self._last_seen)
+        copied._keys = dict(self._keys)
+        copied._pending = dict(self._pending)
+        copied._free = list(self._free)
+        return copied
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume, as plain Python values."""

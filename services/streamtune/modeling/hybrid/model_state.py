@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from streamtune.modeling.hybrid.id_mapping import IdMapping
 from streamtune.modeling.hybrid.model import USER_KIND_SEPARATOR, HybridModel
-from streamtune.modeling.hybrid.table import EmbeddingRows
 
 
 def scrub_keys(model: HybridModel, user_keys: list[str]) -> int:
@@ -29,36 +27,20 @@ def scrub_keys(model: HybridModel, user_keys: list[str]) -> int:
     return freed
 
 
-def copy_model(model: HybridModel) -> HybridModel:
+def copy_model(model: HybridModel, *, keep_embedder: bool = False, keep_order: bool = True) -> HybridModel:
     """A copy of ``model``'s state (tables, key mappings, dense part, counts) sharing only what
-    never changes (config, text buckets, the embedder is left out).
+    never changes (config, text buckets; the embedder only with ``keep_embedder``).
 
     ``copy.deepcopy`` walks every key of every mapping object by object; copying the
     mappings' dicts and cloning the tensors is many times faster, which matters because the
-    trainer takes a snapshot at every publish.
+    trainer takes a snapshot at every publish and a server copies its tables for deltas.
+    ``keep_order=False``: see :meth:`IdMapping.copy`.
     """
     copied = copy.copy(model)
-    copied.embedder = None
-    copied.mappings = {space: _copy_mapping(mapping) for space, mapping in model.mappings.items()}
-    copied.tables = {space: _copy_table(table) for space, table in model.tables.items()}
+    if not keep_embedder:
+        copied.embedder = None
+    copied.mappings = {space: mapping.copy(keep_order=keep_order) for space, mapping in model.mappings.items()}
+    copied.tables = {space: table.copy() for space, table in model.tables.items()}
     copied.scorer = copy.deepcopy(model.scorer)
     copied.global_counts = list(model.global_counts)
-    return copied
-
-
-def _copy_mapping(mapping: IdMapping) -> IdMapping:
-    copied = copy.copy(mapping)
-    copied._rows = mapping._rows.copy()
-    copied._last_seen = mapping._last_seen.copy()
-    copied._keys = mapping._keys.copy()
-    copied._pending = mapping._pending.copy()
-    copied._free = list(mapping._free)
-    return copied
-
-
-def _copy_table(table: EmbeddingRows) -> EmbeddingRows:
-    copied = copy.copy(table)
-    copied.weights = table.weights.clone()
-    copied.counts = table.counts.clone()
-    copied._dirty = set()
     return copied

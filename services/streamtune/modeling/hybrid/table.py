@@ -12,6 +12,8 @@ ship only those rows (a delta). Gradients reach it through :meth:`gather` /
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from streamtune.modeling.hybrid.errors import HybridModelError
@@ -64,6 +66,14 @@ class EmbeddingRows:
         self.decays = decays
         self.counts = torch.zeros(capacity, count_columns(decays), dtype=torch.float64)
         self._dirty: set[int] = set()
+
+    def copy(self) -> EmbeddingRows:
+        """An independent copy of the rows and counts, with no rows marked changed."""
+        copied = copy.copy(self)
+        copied.weights = self.weights.clone()
+        copied.counts = self.counts.clone()
+        copied._dirty = set()
+        return copied
 
     def reset(self, rows: list[int]) -> None:
         """Give ``rows`` fresh values (a newly admitted key, or a freed row)."""
