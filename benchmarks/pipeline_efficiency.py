@@ -29,10 +29,11 @@ Run from the repository root: ``python -m benchmarks.pipeline_efficiency [--quic
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -229,15 +230,15 @@ def pipeline_run(settings: Settings, events: list[dict[str, Any]], expected_exam
 
 
 def measure(
-    bootstrap: str, work_dir: Path, base_model: str, events: list[dict[str, Any]], config: str, repeats: int, args: Any
+    fresh_settings: Callable[[], Settings], events: list[dict[str, Any]], config: str, repeats: int
 ) -> dict[str, Any]:
+    """Bare and pipeline runs of ``config``, in pairs; ``fresh_settings`` gives each run its own."""
     bare: list[BareRun] = []
     piped: list[PipelineRun] = []
-    overrides = {**COMMON, **CONFIGURATIONS[config], "device": args.device, "compile": args.compile}
-    warm_up(benchmark_settings(bootstrap, work_dir, base_model, **overrides), events)
+    warm_up(fresh_settings(), events)
     for _ in range(repeats):
-        bare.append(bare_run(benchmark_settings(bootstrap, work_dir, base_model, **overrides), events))
-        settings = benchmark_settings(bootstrap, work_dir, base_model, **overrides)
+        bare.append(bare_run(fresh_settings(), events))
+        settings = fresh_settings()
         trained = len(events) if config == "pipeline" else None
         piped.append(pipeline_run(settings, events, trained or expected_trained(settings, events)))
         print(
@@ -302,7 +303,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         batch_size = benchmark_settings(bootstrap, work_dir, base_model).batch_size
         events = synthetic_events(batches * batch_size)
         for config in configs:
-            results[config] = measure(bootstrap, work_dir, base_model, events, config, repeats, args)
+            overrides = {**COMMON, **CONFIGURATIONS[config], "device": args.device, "compile": args.compile}
+            fresh_settings = functools.partial(benchmark_settings, bootstrap, work_dir, base_model, **overrides)
+            results[config] = measure(fresh_settings, events, config, repeats)
         reference = benchmark_settings(bootstrap, work_dir, base_model)
     device_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() and args.device != "cpu" else "cpu"
     peak = args.peak_tflops or bf16_peak_tflops(device_name)
