@@ -52,7 +52,7 @@ def test_the_spec_round_trips_and_old_manifests_mean_all_layers():
 def test_a_top_layer_version_is_served_with_the_scores_of_the_trained_model(tmp_path, tiny_model_dir):
     spec = TuningSpec(tuning="lora", lora_layers=1, lora_dropout=0.0)
     store = CheckpointStore(tmp_path)
-    publish_perturbed_version(store, tiny_model_dir, seed=3, spec=spec)
+    publish_perturbed_version(store, tiny_model_dir, seed=3, tuning=spec)
     served = ModelLoader(store, tiny_model_dir, torch.device("cpu"), max_length=32).load(1)
     assert served.manifest["tuning"]["lora_layers"] == 1
 

@@ -134,7 +134,7 @@ def test_a_manifest_without_pooling_means_the_pooler():
 def test_a_version_is_served_with_the_pooling_it_was_trained_with(tmp_path, tiny_model_dir, tuning, pooling):
     spec = TuningSpec(tuning=tuning, lora_dropout=0.0, pooling=pooling)
     store = CheckpointStore(tmp_path)
-    publish_perturbed_version(store, tiny_model_dir, seed=5, spec=spec)
+    publish_perturbed_version(store, tiny_model_dir, seed=5, tuning=spec)
     served = ModelLoader(store, tiny_model_dir, torch.device("cpu"), max_length=32).load(1)
 
     trained = perturbed_model(tiny_model_dir, spec, seed=5)
@@ -147,7 +147,7 @@ def test_an_old_format_version_still_loads_with_the_pooler(tmp_path, tiny_model_
     spec = TuningSpec(tuning="lora", lora_dropout=0.0)
     store = CheckpointStore(tmp_path)
     old = {key: value for key, value in spec.to_dict().items() if key != "pooling"}
-    publish_perturbed_version(store, tiny_model_dir, seed=7, spec=spec, manifest_tuning=old)
+    publish_perturbed_version(store, tiny_model_dir, seed=7, tuning=spec, manifest_tuning=old)
     served = ModelLoader(store, tiny_model_dir, torch.device("cpu"), max_length=32).load(1)
     assert "pooling" not in served.manifest["tuning"]
     assert pooling_of(served.module) == "pooler"

@@ -24,20 +24,19 @@ def perturbed_model(base_model: str, spec: TuningSpec, seed: int = 0, scale: flo
 def publish_perturbed_version(
     store: CheckpointStore,
     base_model: str,
-    tuning: str = "lora",
+    *,
+    tuning: str | TuningSpec = "lora",
     seed: int = 0,
-    scale: float = 0.5,
-    spec: TuningSpec | None = None,
     manifest_tuning: dict[str, object] | None = None,
 ) -> Manifest:
     """A version whose trainable weights are the base's plus seeded noise (so scores differ);
+    ``tuning`` names the tuning (its spec's defaults) or gives the whole spec;
     ``manifest_tuning`` replaces what the manifest records of the spec (an older format's)."""
-    spec = spec or TuningSpec(tuning=tuning)
-    tuning = spec.tuning
-    state = trainable_state(perturbed_model(base_model, spec, seed, scale), tuning)
+    spec = tuning if isinstance(tuning, TuningSpec) else TuningSpec(tuning=tuning)
+    state = trainable_state(perturbed_model(base_model, spec, seed), spec.tuning)
     latest = store.latest_version()
     return store.publish(
-        lambda directory: save_state(state, tuning, directory),
+        lambda directory: save_state(state, spec.tuning, directory),
         lambda version, files: Manifest(
             version=version,
             parent_version=latest,
