@@ -78,6 +78,19 @@ def trainer_overrides(chunk: int, batch_size: int) -> dict[str, Any]:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class PipelineLayout:
+    """The child processes the driver starts: a trainer and a server per online lineage (keys of
+    :data:`~streamtune.evaluation.contenders.LINEAGES`), a server per branch (``frozen``,
+    ``periodic``: stores of their own), the batch size of the fast lineages (their versions land
+    every ``plan.fast_chunk`` events), and the Kafka cluster to use (None: an embedded broker)."""
+
+    lineages: Sequence[str]
+    branches: Sequence[str] = ()
+    fast_batch_size: int | None = None
+    bootstrap: str | None = None
+
+
 @dataclasses.dataclass
 class Lineage:
     """A trainer process and the server of its store (one online contender)."""
@@ -99,36 +112,21 @@ class LockstepDriver:
         Chunk and warm-up boundaries.
     work_dir
         Stores, child logs and the broker log go here.
-    lineages
-        Online contenders that get a trainer (keys of :data:`~streamtune.evaluation.contenders.LINEAGES`).
-    fast_batch_size
-        Batch size of the fast lineages (their versions land every ``plan.fast_chunk`` events).
-    branches
-        Names of servers on stores of their own (``frozen``, ``periodic``).
-    bootstrap
-        An existing Kafka cluster to use; None starts an embedded broker.
+    layout
+        The trainers and servers to start, and on which Kafka cluster.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        plan: RunPlan,
-        work_dir: Path,
-        *,
-        lineages: Sequence[str],
-        branches: Sequence[str],
-        bootstrap: str | None = None,
-        fast_batch_size: int | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, plan: RunPlan, work_dir: Path, layout: PipelineLayout) -> None:
         self.plan = plan
         self.work_dir = work_dir
         self.run_id = uuid.uuid4().hex[:8]
-        self._lineage_names = list(lineages)
-        self._branch_names = list(branches)
-        self._bootstrap = bootstrap
+        self._lineage_names = list(layout.lineages)
+        self._branch_names = list(layout.branches)
+        self._bootstrap = layout.bootstrap
         self._base = settings.model_copy(update=trainer_overrides(plan.chunk, settings.batch_size))
-        self._fast = trainer_overrides(plan.fast_chunk or plan.chunk, fast_batch_size or settings.batch_size)
-        _check_settings_exist(settings, lineages)
+        fast_batch_size = layout.fast_batch_size or settings.batch_size
+        self._fast = trainer_overrides(plan.fast_chunk or plan.chunk, fast_batch_size)
+        _check_settings_exist(settings, layout.lineages)
         self.broker: EmbeddedBroker | None = None
         self.lineages: dict[str, Lineage] = {}
         self.branches: dict[str, ServedStore] = {}

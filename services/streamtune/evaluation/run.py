@@ -34,7 +34,7 @@ from streamtune.evaluation.contenders import (
 from streamtune.evaluation.event_slice import EventSlice
 from streamtune.evaluation.in_process import in_process_results
 from streamtune.evaluation.periodic import PeriodicRetrainer
-from streamtune.evaluation.pipeline_driver import LockstepDriver, trainer_overrides
+from streamtune.evaluation.pipeline_driver import LockstepDriver, PipelineLayout, trainer_overrides
 from streamtune.evaluation.plan import RunPlan, plan_run
 from streamtune.evaluation.scoring import ContenderResult, cold_events, roc_auc
 from streamtune.evaluation.served_store import ServedStore
@@ -77,6 +77,16 @@ class EvaluationRun:
         return self.plan.n_events if self.stopped_at is None else self.stopped_at
 
 
+@dataclass(frozen=True)
+class RunScope:
+    """What the served contenders are scored on: the events, the plan that cuts them, and the
+    score log of each served contender."""
+
+    events: EventSlice
+    plan: RunPlan
+    logs: dict[str, ScoreLog]
+
+
 def run_evaluation(events: EventSlice, settings: Settings, config: EvaluationConfig, work_dir: Path) -> EvaluationRun:
     """Run every selected contender on ``events`` and score them prequentially.
 
@@ -100,7 +110,7 @@ def run_evaluation(events: EventSlice, settings: Settings, config: EvaluationCon
     )  # fmt: skip
     served_names = [name for name in config.contenders if name not in IN_PROCESS]
     logs = {name: ScoreLog(name) for name in served_names}
-    until = _run_pipeline(events, settings, config, plan, work_dir, logs) if served_names else plan.n_events
+    until = _run_pipeline(RunScope(events, plan, logs), settings, config, work_dir) if served_names else plan.n_events
     if until <= plan.warmup:
         raise KeyboardInterrupt  # stopped before anything was scored: nothing to report
     scored = events.events[plan.warmup : until]
@@ -119,25 +129,12 @@ def run_evaluation(events: EventSlice, settings: Settings, config: EvaluationCon
     return EvaluationRun(results, plan, overrides, time.perf_counter() - started, window, stopped_at)
 
 
-def _run_pipeline(
-    events: EventSlice,
-    settings: Settings,
-    config: EvaluationConfig,
-    plan: RunPlan,
-    work_dir: Path,
-    logs: dict[str, ScoreLog],
-) -> int:
+def _run_pipeline(scope: RunScope, settings: Settings, config: EvaluationConfig, work_dir: Path) -> int:
     """Warm up, then score and train chunk by chunk; returns the position scoring reached."""
+    events, plan, logs = scope.events, scope.plan, scope.logs
     branches = [name for name in BRANCHES if name in logs]
-    driver = LockstepDriver(
-        settings,
-        plan,
-        work_dir,
-        lineages=lineages_needed(list(logs)),
-        branches=branches,
-        bootstrap=config.bootstrap,
-        fast_batch_size=config.fast_batch_size,
-    )
+    layout = PipelineLayout(lineages_needed(list(logs)), branches, config.fast_batch_size, config.bootstrap)
+    driver = LockstepDriver(settings, plan, work_dir, layout)
     with driver:
         frozen_dir, frozen = _warm_up(driver, events, plan, logs)
         scorers = _scorers(driver, logs, plan)
@@ -178,9 +175,7 @@ def _run_pipeline(
                 return reached
             if plan.is_slow_boundary(stop):
                 now = time.perf_counter()
-                _log_progress(
-                    events, plan, logs, stop, window_of(config, plan), (now - chunk_started, now - scoring_started)
-                )
+                _log_progress(scope, stop, window_of(config, plan), (now - chunk_started, now - scoring_started))
                 chunk_started = now
     return plan.n_events
 
@@ -243,16 +238,10 @@ def _retrain(driver: LockstepDriver, retrainer: PeriodicRetrainer, events: Event
     logger.info("periodic: serving version %d (trained on %d events)", manifest.version, stop)
 
 
-def _log_progress(
-    events: EventSlice,
-    plan: RunPlan,
-    logs: dict[str, ScoreLog],
-    stop: int,
-    window: int,
-    seconds: tuple[float, float],
-) -> None:
+def _log_progress(scope: RunScope, stop: int, window: int, seconds: tuple[float, float]) -> None:
     """A line per chunk with the ETA of the whole run, and the AUCs once per ``window``;
     ``seconds`` is (this chunk, all chunks so far)."""
+    events, plan, logs = scope.events, scope.plan, scope.logs
     scored = stop - plan.warmup
     chunk_s, elapsed_s = seconds
     eta_s = elapsed_s / scored * (plan.scored - scored) if scored else 0.0
