@@ -129,6 +129,37 @@ class Sample:
     ok: bool
 
 
+@dataclass(frozen=True)
+class LoadTarget:
+    """The server under load: its port, its process (for the CPU time it spends; None: not
+    measured) and the versions its answers may come from (None: any)."""
+
+    port: int
+    pid: int | None = None
+    versions: set[int] | None = None
+
+
+@dataclass(frozen=True)
+class ClosedLoad:
+    """``concurrency`` clients each sending the next request as soon as the last is answered,
+    measured for ``seconds`` after ``warmup_s`` of load that is not."""
+
+    concurrency: int
+    seconds: float
+    warmup_s: float = WARMUP_S
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """How each model is measured: seconds per run, runs per figure (the median is reported),
+    seconds per run with swaps, and the streamtune variants measured besides the default."""
+
+    seconds: float
+    repeats: int
+    swap_seconds: float
+    variants: tuple[str, ...] = tuple(STREAMTUNE_VARIANTS)
+
+
 def payloads(count: int, seed: int = 0) -> list[bytes]:
     """Request bodies of one instance each: item texts of 8–40 words, a genre context."""
     rng = random.Random(seed)
@@ -162,19 +193,14 @@ def process_cpu_s(pid: int) -> float:
 
 
 async def closed_loop(
-    port: int,
-    concurrency: int,
-    seconds: float,
-    warmup_s: float,
-    bodies: list[bytes],
-    versions: set[int] | None,
-    pid: int | None = None,
+    target: LoadTarget, load: ClosedLoad, bodies: list[bytes]
 ) -> tuple[list[Sample], float, float, float | None]:
-    """``concurrency`` clients each sending the next request as soon as the last is answered;
-    the samples that started after the warm-up, the measured window, and the CPU seconds the
-    server process ``pid`` used in it. On a machine shared with other work the CPU per request
-    is the steadier figure: wall-clock throughput also depends on how many threads a server
-    runs, since the scheduler shares the cores out by thread."""
+    """``load`` on ``target``: the samples that started after the warm-up, the measured window,
+    and the CPU seconds the server's process used in it. On a machine shared with other work
+    the CPU per request is the steadier figure: wall-clock throughput also depends on how many
+    threads a server runs, since the scheduler shares the cores out by thread."""
+    port, pid, versions = target.port, target.pid, target.versions
+    concurrency, seconds, warmup_s = load.concurrency, load.seconds, load.warmup_s
     samples: list[Sample] = []
     started = time.perf_counter()
     measure_from, stop_at = started + warmup_s, started + warmup_s + seconds
@@ -231,10 +257,8 @@ def median_of(runs: list[dict]) -> dict:
     return merged
 
 
-def measure(
-    port: int, pid: int, concurrency: int, seconds: float, bodies: list[bytes], versions: set[int] | None
-) -> dict:
-    samples, begin, end, cpu = asyncio.run(closed_loop(port, concurrency, seconds, WARMUP_S, bodies, versions, pid))
+def measure(target: LoadTarget, load: ClosedLoad, bodies: list[bytes]) -> dict:
+    samples, begin, end, cpu = asyncio.run(closed_loop(target, load, bodies))
     return summarize(samples, end - begin, cpu)
 
 
@@ -259,7 +283,7 @@ async def load_with_swaps(port: int, bodies: list[bytes], pins: list[int], secon
 
     deadline = time.perf_counter() + WARMUP_S + seconds
     (samples, begin, end, _), _ = await asyncio.gather(
-        closed_loop(port, SWAP_CONCURRENCY, seconds, WARMUP_S, bodies, set(pins)), swapper()
+        closed_loop(LoadTarget(port, versions=set(pins)), ClosedLoad(SWAP_CONCURRENCY, seconds), bodies), swapper()
     )
     during = [s for s in samples if any(s.start <= stop and s.end >= start for start, stop, _ in swaps)]
     result = summarize(samples, end - begin)
@@ -399,16 +423,13 @@ def bench_model(
     base_model: str,
     workdir: Path,
     bootstrap: str,
-    seconds: float,
-    repeats: int,
-    swap_seconds: float,
-    variants: tuple[str, ...] = tuple(STREAMTUNE_VARIANTS),
+    plan: BenchPlan,
 ) -> dict:
     """Both servers run side by side and are measured in turns (order alternating between
     repeats), so a change in the machine's background load hits both alike; each swap run
     follows the steady run it is compared with."""
     print(f"== {name} ({base_model})", flush=True)
-    selected = {variant: STREAMTUNE_VARIANTS[variant] for variant in ("streamtune", *variants)}
+    selected = {variant: STREAMTUNE_VARIANTS[variant] for variant in ("streamtune", *plan.variants)}
     store = CheckpointStore(workdir / name / "checkpoints")
     pins = publish_trained_versions(store, base_model, 2)
     full_version = publish_full_version(store, base_model)
@@ -453,18 +474,19 @@ def bench_model(
                 timeout=300,  # the ONNX variants export the version first
             )
             pinned.raise_for_status()
-        for repeat in range(repeats):
+        for repeat in range(plan.repeats):
             order = list(ports) if repeat % 2 == 0 else list(ports)[::-1]
             for concurrency in CONCURRENCIES:
                 for server in order:
-                    run = measure(ports[server], pids[server], concurrency, seconds, bodies, versions[server])
+                    target = LoadTarget(ports[server], pids[server], versions[server])
+                    run = measure(target, ClosedLoad(concurrency, plan.seconds), bodies)
                     runs[server][concurrency].append(run)
                     print(
                         f"  {server:<13} c={concurrency:<3} {run['throughput_rps']:7.1f} req/s "
                         f"{run['cpu_ms_per_request']:6.1f} CPU ms/request",
                         flush=True,
                     )
-            swap_run = asyncio.run(load_with_swaps(ports["streamtune"], bodies, pins[::-1], swap_seconds))
+            swap_run = asyncio.run(load_with_swaps(ports["streamtune"], bodies, pins[::-1], plan.swap_seconds))
             swap_run["steady_p99_ms"] = runs["streamtune"][SWAP_CONCURRENCY][-1]["p99_ms"]
             swap_runs.append(swap_run)
             print(
@@ -605,9 +627,8 @@ def main(argv: list[str] | None = None) -> dict:
                 base_model, repeats = save_tiny_bert(workdir / "tiny-bert", tokenizer_from=resolve_base_model(None)), 1
             else:
                 raise SystemExit(f"unknown model {name!r}: use minilm or tiny")
-            results[name] = bench_model(
-                name, base_model, workdir, bootstrap, args.seconds, repeats, args.swap_seconds, variants
-            )
+            plan = BenchPlan(args.seconds, repeats, args.swap_seconds, variants)
+            results[name] = bench_model(name, base_model, workdir, bootstrap, plan)
     settings = {
         "concurrencies": CONCURRENCIES,
         "swap_every_s": SWAP_EVERY_S,

@@ -26,7 +26,17 @@ from pathlib import Path
 import httpx
 
 from benchmarks.harness import RESULTS_DIR, embedded_broker, free_port, machine, work_directory, write_result
-from benchmarks.serving import ADMIT_EVERYTHING, GENRES, NAIVE_VARIANTS, WORDS, child, measure, median_of
+from benchmarks.serving import (
+    ADMIT_EVERYTHING,
+    GENRES,
+    NAIVE_VARIANTS,
+    WORDS,
+    ClosedLoad,
+    LoadTarget,
+    child,
+    measure,
+    median_of,
+)
 from streamtune.checkpoints import CheckpointStore
 from streamtune.modeling.base import resolve_base_model
 from streamtune.modeling.hybrid import HybridConfig, HybridLearner, HybridModel
@@ -140,7 +150,7 @@ def bench(base_model: str, workdir: Path, bootstrap: str, args: argparse.Namespa
         all_known = warm(ports["streamtune-hybrid"], bodies)
         for repeat in range(args.repeats):
             for server in list(ports) if repeat % 2 == 0 else list(ports)[::-1]:
-                run = measure(ports[server], pids[server], CONCURRENCY, args.seconds, bodies, None)
+                run = measure(LoadTarget(ports[server], pids[server]), ClosedLoad(CONCURRENCY, args.seconds), bodies)
                 runs[server].append(run)
                 print(f"  {server:<17} c={CONCURRENCY} {run['throughput_rps']:8.1f} req/s", flush=True)
     result: dict = {server: median_of(server_runs) for server, server_runs in runs.items()}

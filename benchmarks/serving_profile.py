@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import RESULTS_DIR, embedded_broker, free_port, machine, work_directory, write_result
-from benchmarks.serving import ADMIT_EVERYTHING, child, closed_loop, payloads, summarize
+from benchmarks.serving import ADMIT_EVERYTHING, ClosedLoad, LoadTarget, child, closed_loop, payloads, summarize
 from streamtune.modeling.base import resolve_base_model
 
 # Stage of a sample: the first rule (in this order) that matches a frame of its stack, read
@@ -109,7 +109,9 @@ def profile(base_model: str, workdir: Path, bootstrap: str, args: argparse.Names
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        samples, begin, end, cpu = asyncio.run(closed_loop(port, concurrency, seconds, 0.0, bodies, None, server.pid))
+        samples, begin, end, cpu = asyncio.run(
+            closed_loop(LoadTarget(port, server.pid), ClosedLoad(concurrency, seconds, warmup_s=0.0), bodies)
+        )
         sampler.wait(60)
     return {"load": summarize(samples, end - begin, cpu), "stages": classify(raw_path.read_text())}
 
