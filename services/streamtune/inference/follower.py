@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
@@ -20,23 +21,31 @@ logger = logging.getLogger(__name__)
 _POLL_SLICE_S = 0.25
 
 
+@dataclass(frozen=True)
+class Announcements:
+    """Where new versions are announced: a consumer (None: none, the store is only re-read) and
+    the models topic it is assigned."""
+
+    consumer: Consumer | None
+    models_topic: str
+
+
 class VersionFollower(threading.Thread):
-    """Keeps the slot on the version the store designates."""
+    """Keeps the slot on the version the store designates; ``poll_seconds`` between re-reads."""
 
     def __init__(
         self,
         store: CheckpointStore,
         slot: ModelSlot,
-        consumer: Consumer | None,
-        models_topic: str,
+        announcements: Announcements,
         poll_seconds: float,
         metrics: ServingMetrics,
     ) -> None:
         super().__init__(name="streamtune-follower", daemon=True)
         self._store = store
         self._slot = slot
-        self._consumer = consumer
-        self._topic = models_topic
+        self._consumer = announcements.consumer
+        self._topic = announcements.models_topic
         self._poll_seconds = poll_seconds
         self._metrics = metrics
         self._stop_requested = threading.Event()

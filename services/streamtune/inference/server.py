@@ -19,7 +19,7 @@ from streamtune.inference.backends.selection import BackendChooser
 from streamtune.inference.backends.threads import configure_threads, forward_plan
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.delta_chain import HybridLoader
-from streamtune.inference.follower import VersionFollower
+from streamtune.inference.follower import Announcements, VersionFollower
 from streamtune.inference.hybrid_model import RowMaker
 from streamtune.inference.loading import ModelLoader, ServedModel
 from streamtune.inference.slot import ModelSlot
@@ -91,7 +91,8 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
             group_id=f"streamtune-serve-{uuid.uuid4().hex[:12]}",  # never joins: partitions are assigned
             **{"auto.offset.reset": "latest"},
         )
-        follower = VersionFollower(store, slot, consumer, settings.models_topic, settings.store_poll_seconds, metrics)
+        announcements = Announcements(consumer, settings.models_topic)
+        follower = VersionFollower(store, slot, announcements, settings.store_poll_seconds, metrics)
         follower.start()
         return follower
 
