@@ -13,7 +13,7 @@ from streamtune.errors import ConfigurationError
 from streamtune.inference.backends import BackendSpec
 from streamtune.inference.backends.acceptance import TOLERANCES
 from streamtune.inference.backends.selection import BackendChooser
-from streamtune.inference.loading import ModelLoader
+from streamtune.inference.loading import ForwardPlacement, ModelLoader
 from streamtune.metrics import ServingMetrics
 from tests.inference.serving import serving, store_of
 from tests.support.versions import publish_perturbed_version
@@ -24,7 +24,7 @@ CONTEXTS = ["likes drama", None, "likes comedy, horror"]
 
 
 def loaded(store: CheckpointStore, model_dir: str, version: int, chooser: BackendChooser | None = None):
-    return ModelLoader(store, model_dir, CPU, max_length=64, backends=chooser).load(version)
+    return ModelLoader(store, model_dir, CPU, max_length=64, placement=ForwardPlacement(backends=chooser)).load(version)
 
 
 def difference(a: list[float], b: list[float]) -> float:
@@ -120,7 +120,7 @@ def test_a_swap_back_reuses_the_versions_export(tmp_path, tiny_model_dir):
     for seed in (6, 7, 8):
         publish_perturbed_version(store, tiny_model_dir, seed=seed)
     chooser = BackendChooser(BackendSpec("onnx", "int8"), ServingMetrics(), CPU)
-    loader = ModelLoader(store, tiny_model_dir, CPU, max_length=64, backends=chooser)
+    loader = ModelLoader(store, tiny_model_dir, CPU, max_length=64, placement=ForwardPlacement(backends=chooser))
     first, second = loader.load(1), loader.load(2)
     again = loader.load(1)  # a pin back to the previous version
     assert chooser.builds == 2 and again.backend is first.backend
@@ -137,8 +137,7 @@ def test_on_cuda_bf16_scores_match_the_cpu_ones(tmp_path, tiny_model_dir):
     store = CheckpointStore(tmp_path)
     publish_perturbed_version(store, tiny_model_dir, seed=9)
     cuda = torch.device("cuda")
-    on_gpu = ModelLoader(
-        store, tiny_model_dir, cuda, max_length=64, backends=BackendChooser(BackendSpec(), ServingMetrics(), cuda)
-    )
+    on_cuda = ForwardPlacement(backends=BackendChooser(BackendSpec(), ServingMetrics(), cuda))
+    on_gpu = ModelLoader(store, tiny_model_dir, cuda, max_length=64, placement=on_cuda)
     gpu_scores = on_gpu.load(1).predict(TEXTS, CONTEXTS)
     assert difference(gpu_scores, loaded(store, tiny_model_dir, 1).predict(TEXTS, CONTEXTS)) <= 0.02

@@ -126,31 +126,39 @@ class ServedModel:
         return torch.sigmoid(logits.float()).cpu().tolist()
 
 
-class ModelLoader:
-    """Builds :class:`ServedModel` objects for versions of one store and base model.
+@dataclass(frozen=True)
+class ForwardPlacement:
+    """Where a loaded version's forward passes run.
 
     ``warm_up_runner`` runs the warm-up batches where serving batches run (the batcher's worker
-    thread), so a warm-up never competes with requests for the cores; by default they run in
-    the loading thread. ``backends`` chooses what runs each version's forward passes (default:
-    the module itself, with torch); the warm-up runs on the chosen one.
+    thread), so a warm-up never competes with requests for the cores; None: in the loading
+    thread. ``backends`` chooses what runs each version's forward passes (None: the module
+    itself, with torch); the warm-up runs on the chosen one.
     """
 
-    def __init__(  # noqa: PLR0913 - the options are keyword-only, each with a default
+    warm_up_runner: Runner | None = None
+    backends: BackendChooser | None = None
+
+
+class ModelLoader:
+    """Builds :class:`ServedModel` objects for versions of one store and base model, their
+    forward passes placed by ``placement`` (default: torch, warm-up in the loading thread)."""
+
+    def __init__(
         self,
         store: VersionStore,
         base_model: str,
         device: torch.device,
         max_length: int,
-        *,
-        warm_up_runner: Runner | None = None,
-        backends: BackendChooser | None = None,
+        placement: ForwardPlacement | None = None,
     ) -> None:
+        placement = placement or ForwardPlacement()
         self._store = store
         self._base_model = base_model
         self._device = device
         self._max_length = max_length
-        self._warm_up_runner = warm_up_runner
-        self._backends = backends
+        self._warm_up_runner = placement.warm_up_runner
+        self._backends = placement.backends
         self._tokenizer = load_tokenizer(base_model)
         self._tokenizer_lock = threading.Lock()
         # Loaded once and never written: version 0 serves it as is, every other version is an

@@ -21,7 +21,7 @@ from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.delta_chain import HybridLoader
 from streamtune.inference.follower import Announcements, VersionFollower
 from streamtune.inference.hybrid_model import RowMaker
-from streamtune.inference.loading import ModelLoader, ServedModel
+from streamtune.inference.loading import ForwardPlacement, ModelLoader, ServedModel
 from streamtune.inference.slot import ModelSlot
 from streamtune.inference.text_cache import ServerTexts
 from streamtune.kafka.clients import make_consumer
@@ -80,9 +80,8 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
         key = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
         rows = RowMaker(Pseudonymiser.for_store(key, store.root))
     else:
-        load = load_version = ModelLoader(
-            store, base_model, device, settings.max_length, warm_up_runner=batcher.run_exclusive, backends=backends
-        ).load
+        placement = ForwardPlacement(warm_up_runner=batcher.run_exclusive, backends=backends)
+        load = load_version = ModelLoader(store, base_model, device, settings.max_length, placement).load
     slot: ModelSlot[ServedModel] = ModelSlot(load, metrics)
 
     def start_follower() -> VersionFollower:
