@@ -200,6 +200,11 @@ class ServingMetrics:
             "Instances the worker scores per second of work (measured; admission control's estimate)",
             registry=r,
         )
+        self.inference_busy_seconds = Counter(
+            "streamtune_inference_busy_seconds_total",
+            "Seconds batcher workers spent scoring (over wall time and workers: their utilisation)",
+            registry=r,
+        )
         self.model_load_failures = Counter(
             "streamtune_model_load_failures_total",
             "Versions refused or failed to load (the previous version kept serving)",

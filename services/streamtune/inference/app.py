@@ -21,6 +21,7 @@ from streamtune.checkpoints import CheckpointStore
 from streamtune.errors import ModelNotReadyError, QueueFullError
 from streamtune.inference.admin import Pinning, admin_router
 from streamtune.inference.admission import ShedError
+from streamtune.inference.admission_gate import AdmissionGate, DoorPolicy
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.follower import VersionFollower
 from streamtune.inference.hybrid_model import RowMaker
@@ -31,6 +32,8 @@ from streamtune.inference.page import add_status_page
 from streamtune.inference.routes import (
     VERSION_HEADER,
     WATERMARK_HEADER,
+    client_id,
+    deadline_from,
     scoring_router,
     status_router,
     unavailable,
@@ -41,6 +44,9 @@ from streamtune.inference.validation import render_errors
 from streamtune.metrics import ServingMetrics
 
 logger = logging.getLogger(__name__)
+
+# The v2 protocol's infer route as the latency metric names it (the model name a parameter).
+OIP_INFER = "/v2/models/{name}/infer"
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,10 @@ def create_app(
         BodyLimits, max_bytes=limits.max_request_bytes, on_refused=lambda reason: rejected.labels(reason).inc()
     )
     app.add_middleware(InferenceContentType)  # outside the body limits: it only names a missing type
+    # Outside both: an overloaded server refuses before reading, parsing or validating anything.
+    gated = {"/v1/predict": "/v1/predict", "/v1/rank": "/v1/rank", f"/v2/models/{model_name}/infer": OIP_INFER}
+    door = DoorPolicy(gated, batcher.admit, client_id, deadline_from, lambda reason: rejected.labels(reason).inc())
+    app.add_middleware(AdmissionGate, policy=door)
     if cors_origins:
         # Outside the body limits, so a browser can read their 413/415 too. No credentials: the
         # API has no cookies, and the admin token is not for browsers.

@@ -127,11 +127,7 @@ class DynamicBatcher:
                 raise ModelNotReadyError("the server is shutting down")
             if self._queued_rows + request.rows > self._max_queued and self._queued_rows > 0:
                 raise QueueFullError(f"{self._queued_rows} instances are already waiting")
-            if self._admission is not None:
-                # A request arriving at a random moment finds the batches in progress half done.
-                ahead = self._queued_rows + self._scoring_rows / 2
-                rate = self.rows_per_second
-                self._admission.check(request.rows, ahead, self._client_rows[client], rate, deadline_s)
+            self._check_admission(request.rows, client, deadline_s)
             self._queue.append(request)
             self._queued_rows += request.rows
             self._client_rows[client] += request.rows
@@ -139,6 +135,20 @@ class DynamicBatcher:
             self._metrics.inference_queue_rows.set(self._queued_rows)
             self._ready.notify()
         return await request.future
+
+    def admit(self, client: str = "", deadline_s: float | None = None, rows: int = 1) -> None:
+        """Raise the :class:`~streamtune.inference.admission.ShedError` that :meth:`score`
+        would raise for ``rows`` from ``client`` now, or return; nothing is queued. The door
+        asks it before a request's body is parsed, so a shed costs no parsing."""
+        with self._ready:
+            self._check_admission(rows, client, self._default_deadline_s if deadline_s is None else deadline_s)
+
+    def _check_admission(self, rows: int, client: str, deadline_s: float) -> None:
+        if self._admission is None:
+            return
+        # A request arriving at a random moment finds the batches in progress half done.
+        ahead = self._queued_rows + self._scoring_rows / 2
+        self._admission.check(rows, ahead, self._client_rows[client], self.rows_per_second, deadline_s)
 
     def run_exclusive(self, function: Callable[[], T]) -> T:
         """Run ``function`` on the worker between two batches and return its result; called
@@ -181,9 +191,10 @@ class DynamicBatcher:
             batch: list[PendingRequest] = []
             rows = 0
             now = time.monotonic()
+            limit = self._batch_limit()
             while self._queue and isinstance(self._queue[0], PendingRequest):
                 request = self._queue[0]
-                if batch and rows + request.rows > self._max_batch:
+                if batch and rows + request.rows > limit:
                     break
                 self._queue.popleft()
                 self._queued_rows -= request.rows
@@ -197,6 +208,16 @@ class DynamicBatcher:
             self._scoring_rows += rows
             self._metrics.inference_queue_rows.set(self._queued_rows)
             return batch
+
+    def _batch_limit(self) -> int:
+        """Rows this batch may take: the worker's share of the queue (at most ``max_batch``).
+
+        A worker that took the whole queue would score it alone while the others idle, and its
+        last request would wait for every row of that batch: about ``workers`` times the wait
+        admission control estimated from all workers' rate. Sharing keeps every worker busy
+        and each batch's time near the estimate (called under the lock)."""
+        share = math.ceil(self._queued_rows / len(self._workers))
+        return max(1, min(self._max_batch, share))
 
     def _drop_if_dead(self, request: PendingRequest, now: float) -> bool:
         """Settle and report a request nobody waits for any more (client gone, deadline passed)."""
@@ -218,7 +239,9 @@ class DynamicBatcher:
             rows = sum(request.rows for request in batch)
             with self._ready:
                 self._scoring_rows -= rows
-            self.rate.record(rows, time.perf_counter() - started)
+            busy = time.perf_counter() - started
+            self.rate.record(rows, busy)
+            self._metrics.inference_busy_seconds.inc(busy)
             if self.rows_per_second is not None:
                 self._metrics.inference_rows_per_second.set(self.rows_per_second)
 

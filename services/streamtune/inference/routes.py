@@ -5,12 +5,13 @@ functions, and the request classes are local to the router factory.
 """
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from starlette.types import Scope
 
 from streamtune.inference.admission import ClientGoneError
 from streamtune.inference.batching import DynamicBatcher, Scored
@@ -67,8 +68,8 @@ async def score_for(
 ) -> Scored:
     """Score through the batcher on behalf of ``request``'s client, within its deadline; if the
     client disconnects first, its rows are withdrawn before they reach the model."""
-    client = request.headers.get(CLIENT_HEADER) or (request.client.host if request.client else "")
-    deadline_s = _deadline_s(request.headers.get(DEADLINE_HEADER))
+    client = client_id(request.headers, request.scope)
+    deadline_s = deadline_from(request.headers)
     scoring = asyncio.ensure_future(batcher.score(texts, contexts, client, deadline_s))
     gone = asyncio.ensure_future(_disconnected(request))
     try:
@@ -87,7 +88,15 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def _deadline_s(header: str | None) -> float | None:
+def client_id(headers: Mapping[str, str], scope: Scope) -> str:
+    """Who asks, for admission control's client share: ``X-Client-Id``, else the address."""
+    address = scope.get("client")
+    return headers.get(CLIENT_HEADER) or (address[0] if address else "")
+
+
+def deadline_from(headers: Mapping[str, str]) -> float | None:
+    """Seconds the client will wait (``X-Request-Deadline-Ms``); None when absent or invalid."""
+    header = headers.get(DEADLINE_HEADER)
     try:
         value = float(header) / 1000 if header else None
     except ValueError:
