@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from streamtune.inference.app import create_app
+from streamtune.inference.app_parts import ServingParts
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.loading import ModelLoader
 from streamtune.inference.slot import ModelSlot
@@ -22,6 +23,6 @@ def not_ready_server(settings):
     """The real app, no model loaded (no follower runs) until the test swaps one in."""
     metrics = ServingMetrics()
     slot = ModelSlot(loader_for(settings).load, metrics)
-    app = create_app(slot, metrics, DynamicBatcher(lambda: slot.current, metrics), store_of(settings))
+    app = create_app(ServingParts(slot, metrics, DynamicBatcher(lambda: slot.current, metrics), store_of(settings)))
     with running(app, metrics, ready=False) as server:
         yield server, slot

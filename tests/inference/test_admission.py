@@ -16,6 +16,7 @@ import torch
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.inference.admission import Admission, ClientShareError, DeadlinePassedError, OverloadedError
+from streamtune.inference.batch_policy import BatchingPolicy
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.loading import ModelLoader
 from streamtune.metrics import ServingMetrics
@@ -34,7 +35,7 @@ def served(tmp_path_factory, tiny_model_dir):
 
 def measured_batcher(served, metrics, admission, **options) -> DynamicBatcher:
     """A started batcher that has scored a few batches, so its rate is measured."""
-    batcher = DynamicBatcher(lambda: served, metrics, max_batch=8, admission=admission, **options)
+    batcher = DynamicBatcher(lambda: served, metrics, BatchingPolicy(max_batch=8, **options), admission)
     batcher.start()
 
     async def warm() -> None:

@@ -9,6 +9,7 @@ import threading
 import httpx
 import pytest
 
+from streamtune.inference.batch_policy import BatchingPolicy
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.metrics import ServingMetrics
 from streamtune.testing.network import wait_for
@@ -67,7 +68,7 @@ class RecordingModel:
 
 def test_two_workers_share_a_queue_instead_of_one_taking_it_all(served):  # noqa: F811 (fixture)
     model = RecordingModel(served)
-    batcher = DynamicBatcher(lambda: model, ServingMetrics(), max_batch=64, workers=2)
+    batcher = DynamicBatcher(lambda: model, ServingMetrics(), BatchingPolicy(max_batch=64, workers=2))
     batcher.start()
     release, running = threading.Event(), threading.Event()
 

@@ -110,6 +110,7 @@ def test_overload_is_answered_429_with_retry_after_and_queued_work_completes(set
 
 def test_not_ready_until_a_model_is_loaded(settings):
     from streamtune.inference.app import create_app
+    from streamtune.inference.app_parts import ServingParts
     from streamtune.inference.batching import DynamicBatcher
     from streamtune.inference.slot import ModelSlot
     from streamtune.metrics import ServingMetrics
@@ -117,7 +118,7 @@ def test_not_ready_until_a_model_is_loaded(settings):
 
     metrics = ServingMetrics()
     slot = ModelSlot(lambda version: None, metrics)  # never asked to load: no follower runs
-    app = create_app(slot, metrics, DynamicBatcher(lambda: slot.current, metrics), store_of(settings))
+    app = create_app(ServingParts(slot, metrics, DynamicBatcher(lambda: slot.current, metrics), store_of(settings)))
     with running(app, metrics, ready=False) as server:
         answers = {
             path: httpx.request(method, f"{server.url}{path}", json=body)

@@ -12,6 +12,7 @@ import torch
 from streamtune.checkpoints import CheckpointStore
 from streamtune.inference.backends import threads as threads_module
 from streamtune.inference.backends.threads import ForwardPlan, configure_threads, forward_plan, usable_cores
+from streamtune.inference.batch_policy import BatchingPolicy
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.loading import ModelLoader
 from streamtune.metrics import ServingMetrics
@@ -46,7 +47,7 @@ def test_two_workers_answer_every_request_with_its_own_scores(tmp_path, tiny_mod
     served = ModelLoader(CheckpointStore(tmp_path), tiny_model_dir, torch.device("cpu"), max_length=32).load(0)
     texts = [f"item {index} " + "word " * (index % 7) for index in range(40)]
     expected = served.predict(texts, [None] * len(texts))
-    batcher = DynamicBatcher(lambda: served, ServingMetrics(), max_batch=8, workers=2)
+    batcher = DynamicBatcher(lambda: served, ServingMetrics(), BatchingPolicy(max_batch=8, workers=2))
     batcher.start()
 
     async def ask_all() -> list[float]:

@@ -12,6 +12,7 @@ import torch
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.errors import ModelNotReadyError, QueueFullError
+from streamtune.inference.batch_policy import BatchingPolicy
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.loading import ModelLoader
 from streamtune.inference.slot import ModelSlot
@@ -81,7 +82,7 @@ def sample(metrics: ServingMetrics, name: str) -> float:
 def test_concurrent_requests_share_one_forward_and_get_their_own_scores(loader):
     metrics = ServingMetrics()
     served = loader.load(1)
-    batcher = DynamicBatcher(lambda: served, metrics, max_batch=64, max_wait_s=0.005)
+    batcher = DynamicBatcher(lambda: served, metrics, BatchingPolicy(max_batch=64, max_wait_s=0.005))
     results = pile_up(batcher, [([text], [None]) for text in TEXTS])
     assert sample(metrics, "streamtune_inference_batch_size_count") == 1
     assert sample(metrics, "streamtune_inference_batch_size_sum") == len(TEXTS)
@@ -108,7 +109,7 @@ def test_a_batch_uses_the_version_current_when_it_runs_never_a_mix(loader):
 def test_a_full_queue_refuses_at_once_and_queued_requests_still_complete(loader):
     metrics = ServingMetrics()
     served = loader.load(0)
-    batcher = DynamicBatcher(lambda: served, metrics, max_batch=2, max_queued=3)
+    batcher = DynamicBatcher(lambda: served, metrics, BatchingPolicy(max_batch=2, max_queued=3))
 
     async def one_more() -> None:
         with pytest.raises(QueueFullError):

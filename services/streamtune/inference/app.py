@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 
-from streamtune.checkpoints import CheckpointStore
 from streamtune.errors import ModelNotReadyError, QueueFullError
 from streamtune.inference.admin import Pinning, admin_router
 from streamtune.inference.admission import ShedError
 from streamtune.inference.admission_gate import AdmissionGate, DoorPolicy
-from streamtune.inference.batching import DynamicBatcher
+from streamtune.inference.app_parts import ApiOptions, ServingParts
 from streamtune.inference.follower import VersionFollower
-from streamtune.inference.hybrid_model import RowMaker
-from streamtune.inference.loading import ServedModel
 from streamtune.inference.middleware import BodyLimits, RequestTimer
 from streamtune.inference.oip import InferenceContentType, RetainedVersions, oip_router
 from streamtune.inference.page import add_status_page
@@ -39,9 +35,7 @@ from streamtune.inference.routes import (
     unavailable,
 )
 from streamtune.inference.schemas import build_request_models
-from streamtune.inference.slot import ModelSlot
 from streamtune.inference.validation import render_errors
-from streamtune.metrics import ServingMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -49,36 +43,12 @@ logger = logging.getLogger(__name__)
 OIP_INFER = "/v2/models/{name}/infer"
 
 
-@dataclass(frozen=True)
-class ServingLimits:
-    """Limits of the REST API (from the settings)."""
-
-    max_instances: int = 256
-    max_text_chars: int = 4096
-    max_request_bytes: int = 1 << 20
-
-
-def create_app(
-    slot: ModelSlot[ServedModel],
-    metrics: ServingMetrics,
-    batcher: DynamicBatcher,
-    store: CheckpointStore,
-    start_follower: Callable[[], VersionFollower] | None = None,
-    limits: ServingLimits | None = None,
-    admin_token: str | None = None,
-    cors_origins: Sequence[str] = (),
-    model_name: str = "streamtune",
-    load_version: Callable[[int], ServedModel] | None = None,
-    public_model_info: bool = True,
-    rows: RowMaker | None = None,
-) -> FastAPI:
-    """The inference app; ``start_follower`` starts the thread that loads and swaps versions,
-    ``batcher`` (started and stopped with the app) scores requests. Browsers on ``cors_origins``
-    may call the API (none: CORS off). ``model_name`` is the model's name in the v2 protocol,
-    whose ``/versions/{v}/infer`` loads a retained version with ``load_version``. With
-    ``public_model_info`` the version listing needs no admin token. ``rows`` is given when a
-    hybrid model is served: it turns request ids into model rows (pseudonymising user ids)."""
-    limits = limits or ServingLimits()
+def create_app(parts: ServingParts, api: ApiOptions | None = None) -> FastAPI:
+    """The inference app, serving with ``parts``, presented as ``api`` says (default:
+    :class:`ApiOptions`' defaults)."""
+    api = api or ApiOptions()
+    slot, metrics, batcher, store, rows = parts.slot, parts.metrics, parts.batcher, parts.store, parts.rows
+    start_follower, limits, model_name = parts.start_follower, api.limits, api.model_name
     rejected = metrics.requests_rejected
 
     @contextlib.asynccontextmanager
@@ -108,12 +78,12 @@ def create_app(
     gated = {"/v1/predict": "/v1/predict", "/v1/rank": "/v1/rank", f"/v2/models/{model_name}/infer": OIP_INFER}
     door = DoorPolicy(gated, batcher.admit, client_id, deadline_from, lambda reason: rejected.labels(reason).inc())
     app.add_middleware(AdmissionGate, policy=door)
-    if cors_origins:
+    if api.cors_origins:
         # Outside the body limits, so a browser can read their 413/415 too. No credentials: the
         # API has no cookies, and the admin token is not for browsers.
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=list(cors_origins),
+            allow_origins=list(api.cors_origins),
             allow_methods=["GET", "POST"],
             allow_credentials=False,
             expose_headers=[VERSION_HEADER, WATERMARK_HEADER, "Retry-After"],
@@ -122,12 +92,10 @@ def create_app(
     models = build_request_models(limits.max_instances, limits.max_text_chars, ids_alone=rows is not None)
     app.include_router(scoring_router(batcher, models, rows))
     app.include_router(status_router(slot, follower, metrics))
-    app.include_router(admin_router(Pinning(store, slot, metrics), follower, admin_token, public_model_info))
-    retained = RetainedVersions(store, load_version)
-    app.include_router(
-        oip_router(model_name, slot, batcher, retained, limits.max_instances, limits.max_text_chars, rows)
-    )
-    add_status_page(app, public_model_info)
+    app.include_router(admin_router(Pinning(store, slot, metrics), follower, api.admin_token, api.public_model_info))
+    retained = RetainedVersions(store, parts.load_version)
+    app.include_router(oip_router(model_name, parts, retained, limits))
+    add_status_page(app, api.public_model_info)
 
     @app.exception_handler(QueueFullError)
     async def queue_full(request: Request, error: QueueFullError) -> JSONResponse:

@@ -42,6 +42,7 @@ from typing import TypeVar
 from streamtune.errors import ModelNotReadyError, QueueFullError
 from streamtune.inference.admission import Admission, DeadlinePassedError, ScoringRate
 from streamtune.inference.arrivals import ArrivalRate
+from streamtune.inference.batch_policy import BatchingPolicy
 from streamtune.inference.batch_requests import PendingRequest, Scored, WorkerTask, settle
 from streamtune.inference.loading import ServedModel
 from streamtune.metrics import ServingMetrics
@@ -58,20 +59,17 @@ class DynamicBatcher:
         self,
         current: Callable[[], ServedModel | None],
         metrics: ServingMetrics,
-        max_batch: int = 64,
-        max_wait_s: float = 0.005,
-        max_queued: int = 1024,
+        policy: BatchingPolicy | None = None,
         admission: Admission | None = None,
-        default_deadline_s: float = math.inf,
-        workers: int = 1,
     ) -> None:
+        policy = policy or BatchingPolicy()
         self._current = current
         self._metrics = metrics
-        self._max_batch = max_batch
-        self._max_wait_s = max_wait_s
-        self._max_queued = max_queued
+        self._max_batch = policy.max_batch
+        self._max_wait_s = policy.max_wait_s
+        self._max_queued = policy.max_queued
         self._admission = admission
-        self._default_deadline_s = default_deadline_s
+        self._default_deadline_s = policy.default_deadline_s
         self.rate = ScoringRate()
         self._queue: collections.deque[PendingRequest | WorkerTask] = collections.deque()
         self._queued_rows = 0
@@ -82,7 +80,7 @@ class DynamicBatcher:
         self._arrivals = ArrivalRate()
         self._workers = [
             threading.Thread(target=self._run, name=f"streamtune-batcher-{index}", daemon=True)
-            for index in range(workers)
+            for index in range(policy.workers)
         ]
 
     def start(self) -> None:

@@ -22,8 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from streamtune import __version__
 from streamtune.checkpoints import CheckpointStore
 from streamtune.errors import ModelLoadError, ModelNotReadyError, QueueFullError
-from streamtune.inference.batching import DynamicBatcher
-from streamtune.inference.hybrid_model import RowMaker
+from streamtune.inference.app_parts import ServingLimits, ServingParts
 from streamtune.inference.loading import ServedModel
 from streamtune.inference.oip_tensors import (
     CONTEXT,
@@ -37,7 +36,6 @@ from streamtune.inference.oip_tensors import (
     encode_response,
 )
 from streamtune.inference.routes import RETRY_AFTER_S, VERSION_HEADER
-from streamtune.inference.slot import ModelSlot
 
 
 class InferenceContentType:
@@ -88,17 +86,12 @@ class RetainedVersions:
             return self._kept
 
 
-def oip_router(
-    model_name: str,
-    slot: ModelSlot[ServedModel],
-    batcher: DynamicBatcher,
-    retained: RetainedVersions,
-    max_rows: int,
-    max_chars: int,
-    rows: RowMaker | None = None,
-) -> APIRouter:
-    """The v2 health, metadata and inference routes; with ``rows`` (a hybrid model is served)
-    the ``user_id`` and ``item_id`` inputs reach the model, else they are ignored."""
+def oip_router(model_name: str, parts: ServingParts, retained: RetainedVersions, limits: ServingLimits) -> APIRouter:
+    """The v2 health, metadata and inference routes of the model ``model_name``; with
+    ``parts.rows`` (a hybrid model is served) the ``user_id`` and ``item_id`` inputs reach the
+    model, else they are ignored."""
+    slot, batcher, rows = parts.slot, parts.batcher, parts.rows
+    max_rows, max_chars = limits.max_instances, limits.max_text_chars
     router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
     bytes_input = {"datatype": "BYTES", "shape": [-1]}
 

@@ -13,10 +13,12 @@ from streamtune.checkpoints import is_object_storage, open_store
 from streamtune.config import Settings
 from streamtune.errors import ConfigurationError
 from streamtune.inference.admission import Admission
-from streamtune.inference.app import ServingLimits, create_app
+from streamtune.inference.app import create_app
+from streamtune.inference.app_parts import ApiOptions, ServingParts
 from streamtune.inference.backends import BackendSpec
 from streamtune.inference.backends.selection import BackendChooser
 from streamtune.inference.backends.threads import configure_threads, forward_plan
+from streamtune.inference.batch_policy import BatchingPolicy
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.inference.delta_chain import HybridLoader
 from streamtune.inference.follower import Announcements, VersionFollower
@@ -45,7 +47,11 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
         forward_plan(settings.serve_threads, settings.serve_workers, device.type == "cuda", python_bound=hybrid)
     )
     backends = BackendChooser(
-        BackendSpec(settings.serve_backend, settings.serve_quantize), metrics, device, threads=plan.threads
+        BackendSpec(settings.serve_backend, settings.serve_quantize),
+        metrics,
+        device,
+        threads=plan.threads,
+        onednn=settings.serve_cpu_linear == "onednn",
     )
     base_model = resolve_base_model(settings.base_model)
     logger.info("serving on %s from store %s (base model %s)", describe(device), store.location, base_model)
@@ -56,12 +62,8 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
     batcher = DynamicBatcher(
         current,
         metrics,
-        max_batch=settings.serve_max_batch,
-        max_wait_s=settings.serve_max_wait_ms / 1000,
-        max_queued=max(settings.serve_max_queue, settings.max_instances),  # a full request always fits
-        admission=Admission(settings.serve_max_queue_ms / 1000, settings.serve_client_share),
-        default_deadline_s=settings.serve_default_deadline_ms / 1000,
-        workers=plan.workers,
+        BatchingPolicy.from_settings(settings, plan.workers),
+        Admission(settings.serve_max_queue_ms / 1000, settings.serve_client_share),
     )
     rows: RowMaker | None = None
     if settings.model_kind == "hybrid":
@@ -95,22 +97,8 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
         follower.start()
         return follower
 
-    token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    limits = ServingLimits(settings.max_instances, settings.max_text_chars, settings.max_request_bytes)
-    return create_app(
-        slot,
-        metrics,
-        batcher,
-        store,
-        start_follower,
-        limits,
-        admin_token=token,
-        cors_origins=settings.cors_origins,
-        model_name=settings.model_name,
-        load_version=load_version,
-        public_model_info=settings.public_model_info,
-        rows=rows,
-    )
+    parts = ServingParts(slot, metrics, batcher, store, start_follower, load_version, rows)
+    return create_app(parts, ApiOptions.from_settings(settings))
 
 
 def serve(settings: Settings) -> None:
