@@ -31,6 +31,11 @@ class TorchBackend:
         self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
         self._compiled = torch.compile(module, dynamic=True) if compile else None
 
+    @property
+    def module(self) -> torch.nn.Module:
+        """The module that runs the forward pass (on CPU fp32, with oneDNN linears by default)."""
+        return self._module
+
     @torch.inference_mode()
     def probabilities(self, features: Features) -> list[float]:
         if self._stream is None:
