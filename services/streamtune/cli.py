@@ -131,6 +131,10 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         help="first train on this historical JSONL file of events and publish it as version 1 "
         "(skipped when the store already holds a version), then follow the live stream",
     )
+    train.add_argument(
+        "--nproc", type=int, metavar="N", help="N data-parallel ranks on this machine (runs torchrun; see Scaling out)"
+    )
+    train.add_argument("--max-restarts", type=int, default=3, help="with --nproc: group restarts after a rank dies")
     train.set_defaults(handler=_train)
 
     rollback = commands.add_parser("rollback", help="serve an older version again (newer ones are kept)")
@@ -197,10 +201,18 @@ def _up(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
+    from streamtune.distributed import launch
+    from streamtune.distributed.group import RankInfo
     from streamtune.trainer.service import TrainerService
 
+    if args.nproc is not None:  # one node: torchrun starts the ranks (and restarts the group)
+        passed = ["--config", str(args.config)] if args.config else []
+        return launch.exec_torchrun(args.nproc, args.max_restarts, passed)
     settings = _settings(args)
     stop = _stop_on_signals()
+    rank = RankInfo.from_environment()
+    if rank.distributed:  # a rank started by torchrun
+        return launch.train_rank(settings, rank, stop, args.bootstrap)
     trainer = TrainerService(settings)
     start_http_server(settings.trainer_metrics_port, addr=settings.http_host, registry=trainer.metrics.registry)
     trainer.setup()

@@ -113,12 +113,16 @@ class EventIngestor(threading.Thread):
     # --- the thread ------------------------------------------------------------------------
     def run(self) -> None:
         try:
-            self._consumer.subscribe(
-                [self._config.events_topic],
-                on_assign=self._on_assign,
-                on_revoke=self._on_revoke,
-                on_lost=self._on_revoke,
-            )
+            if self._config.partitions is None:
+                self._consumer.subscribe(
+                    [self._config.events_topic],
+                    on_assign=self._on_assign,
+                    on_revoke=self._on_revoke,
+                    on_lost=self._on_revoke,
+                )
+            else:  # assigned by hand: no rebalance can move a partition under exactly-once
+                topic = self._config.events_topic
+                self._on_assign(self._consumer, [TopicPartition(topic, p) for p in self._config.partitions])
             while not self._stop_requested.is_set():
                 self._step()
             self._commit_pending()

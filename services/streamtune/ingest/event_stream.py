@@ -52,6 +52,9 @@ class EventStream:
         self._recreated_topics: queue.Queue[str] = queue.Queue()
         self.handoff = BatchHandoff(settings.batch_queue_size)
         self.ingestor: EventIngestor | None = None
+        # The events topic's partitions to read by hand (a rank of a data-parallel group); None:
+        # the consumer group assigns them.
+        self.partitions: tuple[int, ...] | None = None
         topics = {
             settings.events_topic: settings.events_topic_partitions,
             settings.dlq_topic: 1,
@@ -72,7 +75,7 @@ class EventStream:
             producer=self.producer,
             probe=lambda: make_consumer(settings, f"{settings.trainer_group_id}.probe"),
         )
-        config = IngestConfig.from_settings(settings)
+        config = IngestConfig.from_settings(settings, self.partitions)
         self.ingestor = EventIngestor(clients, self.handoff, config, self._metrics, trainer=self._trainer)
         self.ingestor.start()
 

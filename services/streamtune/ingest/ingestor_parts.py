@@ -16,22 +16,28 @@ from streamtune.kafka.clients import RenewableProducer
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """The ingest thread's settings: topics, and when a micro-batch closes."""
+    """The ingest thread's settings: topics, and when a micro-batch closes.
+
+    ``partitions``: the events topic's partitions to read, assigned by hand (a rank of a
+    data-parallel group, :mod:`streamtune.distributed`); None: the consumer group assigns them.
+    """
 
     events_topic: str
     dlq_topic: str
     batch_size: int
     max_batch_latency_s: float
     max_text_chars: int
+    partitions: tuple[int, ...] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> IngestConfig:
+    def from_settings(cls, settings: Settings, partitions: tuple[int, ...] | None = None) -> IngestConfig:
         return cls(
             events_topic=settings.events_topic,
             dlq_topic=settings.dlq_topic,
             batch_size=settings.batch_size,
             max_batch_latency_s=settings.max_batch_latency_ms / 1000,
             max_text_chars=settings.max_text_chars,
+            partitions=partitions,
         )
 
 

@@ -59,7 +59,7 @@ from streamtune.trainer.dedupe import RecentIds
 from streamtune.trainer.forget_users import forget_users
 from streamtune.trainer.history_bootstrap import bootstrap_from_file
 from streamtune.trainer.monitor.prequential_monitor import PrequentialMonitor
-from streamtune.trainer.routing import route
+from streamtune.trainer.routing import Routes, route
 from streamtune.trainer.versions.cadence import PublishSchedule
 from streamtune.trainer.versions.files import RECENT_IDS, family_state, pack_stream_state, read_stream_state
 from streamtune.trainer.versions.ledger import StreamStanding, VersionLedger
@@ -189,10 +189,10 @@ class TrainerService:
         finally:
             self.stream.close()
 
-    def learn(self, batch: TrainingBatch) -> None:
-        """Test-then-train one batch and move the trained position past it."""
+    def learn(self, batch: TrainingBatch, routes: Routes | None = None) -> None:
+        """Test-then-train one batch (``routes``: given when routed already) and move the trained position past it."""
         if len(batch):
-            routes = route(batch, self.recent, self.settings.holdout_share)
+            routes = route(batch, self.recent, self.settings.holdout_share) if routes is None else routes
             self.metrics.duplicate_events.inc(routes.duplicates(batch))
             held_out = routes.held_out
             if held_out.size:

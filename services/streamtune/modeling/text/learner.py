@@ -149,6 +149,15 @@ class OnlineLearner:
         self.steps += 1
         return LearnerStep(float(loss.detach()), probabilities.cpu())
 
+    def idle_step(self) -> None:
+        """Take part in a data-parallel step without rows of its own: no gradient here, the
+        optimizer steps on those the group averages in (:mod:`streamtune.distributed.gradients`),
+        so every rank's weights stay equal."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.step()
+        self._scheduler.step()
+        self.steps += 1
+
 
 def _parameter_groups(model: torch.nn.Module, config: LearnerConfig) -> list[dict[str, object]]:
     """AdamW's parameter groups: the encoder (or its adapters) first, then the head.
