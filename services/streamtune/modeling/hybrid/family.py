@@ -225,7 +225,7 @@ class HybridFamily:
         if decoded is not None:
             optimizers = self.learner.sparse_optimizers
             decoded["accumulators"] = {
-                space: trainer_state.expand(sparse, optimizers[space].accumulators)
+                space: trainer_state.held_rows(sparse, optimizers[space].accumulators.shape[1])
                 for space, sparse in decoded["accumulators"].items()
             }
             self.learner.load_trainer_state(decoded)

@@ -114,7 +114,10 @@ class HybridLearner:
         return {
             "clock": self.clock,
             "mappings": {space: mapping.state_dict() for space, mapping in self.model.mappings.items()},
-            "accumulators": {space: opt.accumulators.clone() for space, opt in self.sparse_optimizers.items()},
+            # Rows at or above a table's high-water mark keep their initial accumulators.
+            "accumulators": {
+                space: opt.accumulators[: opt.table.used].clone() for space, opt in self.sparse_optimizers.items()
+            },
             "dense_optimizer": self.dense_optimizer.state_dict(),
         }
 
@@ -124,7 +127,10 @@ class HybridLearner:
         for space, mapping_state in state["mappings"].items():
             self.model.mappings[space] = IdMapping.from_state_dict(mapping_state)
         for space, accumulators in state["accumulators"].items():
-            self.sparse_optimizers[space].accumulators.copy_(accumulators)
+            optimizer = self.sparse_optimizers[space]
+            optimizer.accumulators.fill_(optimizer.initial_accumulator)
+            optimizer.accumulators[: len(accumulators)] = accumulators
+            optimizer.table.note_used(len(accumulators))
         self.dense_optimizer.load_state_dict(state["dense_optimizer"])
 
     def _admit(self, space: str, keys: list[str | None], now: int) -> torch.Tensor:

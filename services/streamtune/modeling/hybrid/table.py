@@ -6,7 +6,9 @@ per event of the key: exponential moving counts), which the model turns into smo
 features: users' tastes drift within and across sessions, so the recent rate adds to the
 lifetime rate. The table
 records which rows changed since the last :meth:`EmbeddingRows.take_dirty`, so a version can
-ship only those rows (a delta). Gradients reach it through :meth:`gather` /
+ship only those rows (a delta). Rows are handed out lowest first, so the table also keeps a
+high-water mark (:attr:`EmbeddingRows.used`): every row at or above it is still all zeros, and a
+copy (a snapshot at every publish) clones only the rows below it. Gradients reach it through :meth:`gather` /
 :class:`~streamtune.modeling.hybrid.optimizer.SparseAdagrad`, touching only the batch's rows.
 """
 
@@ -66,14 +68,19 @@ class EmbeddingRows:
         self.decays = decays
         self.counts = torch.zeros(capacity, count_columns(decays), dtype=torch.float64)
         self._dirty: set[int] = set()
+        self.used = 0  # every row from here on is all zeros (never written, or cleared)
 
     def copy(self) -> EmbeddingRows:
         """An independent copy of the rows and counts, with no rows marked changed."""
         copied = copy.copy(self)
-        copied.weights = self.weights.clone()
-        copied.counts = self.counts.clone()
+        copied.weights = _prefix_copy(self.weights, self.used)
+        copied.counts = _prefix_copy(self.counts, self.used)
         copied._dirty = set()
         return copied
+
+    def note_used(self, end: int) -> None:
+        """Rows below ``end`` may hold values (a row was written, or state came with them)."""
+        self.used = min(self.capacity, max(self.used, end))
 
     def reset(self, rows: list[int]) -> None:
         """Give ``rows`` fresh values (a newly admitted key, or a freed row)."""
@@ -85,6 +92,7 @@ class EmbeddingRows:
         self.weights[index, 1:] = fresh
         self.counts[index] = 0.0
         self._dirty.update(rows)
+        self.note_used(max(rows) + 1)
 
     def clear(self, rows: list[int]) -> None:
         """Zero ``rows`` entirely, so nothing of the key that held them is left."""
@@ -112,10 +120,14 @@ class EmbeddingRows:
             index = torch.tensor(list(latest), dtype=torch.long)
             self.counts[index] = torch.tensor(list(latest.values()), dtype=torch.float64)
             self._dirty.update(latest)
+            self.note_used(max(latest) + 1)
 
     def mark_dirty(self, rows: torch.Tensor) -> None:
         """Note rows changed by an optimizer step."""
-        self._dirty.update(rows.tolist())
+        changed = rows.tolist()
+        self._dirty.update(changed)
+        if changed:
+            self.note_used(max(changed) + 1)
 
     def take_dirty(self) -> list[int]:
         """Rows changed since the previous call, sorted; the record starts afresh."""
@@ -133,3 +145,13 @@ class EmbeddingRows:
             raise HybridModelError(f"row width {tuple(part['weights'].shape[1:])} != {tuple(self.weights.shape[1:])}")
         self.weights[part["rows"]] = part["weights"]
         self.counts[part["rows"]] = part["counts"]
+        if part["rows"].numel():
+            self.note_used(int(part["rows"].max()) + 1)
+
+
+def _prefix_copy(tensor: torch.Tensor, rows: int) -> torch.Tensor:
+    """A copy of ``tensor`` whose rows from ``rows`` on are zeros: cloning only the used rows
+    of a mostly empty budget is several times faster than cloning all of it."""
+    copied = torch.zeros_like(tensor)
+    copied[:rows] = tensor[:rows]
+    return copied

@@ -67,3 +67,14 @@ def expand(
     full = torch.full_like(like, initial)
     full[rows] = values
     return full
+
+
+def held_rows(
+    sparse: tuple[torch.Tensor, torch.Tensor], width: int, initial: float = INITIAL_ACCUMULATOR
+) -> torch.Tensor:
+    """The accumulators of every row up to the last saved one (the others initial): what
+    :meth:`HybridLearner.load_trainer_state` takes; rows above keep their initial value."""
+    rows, values = sparse
+    held = torch.full((int(rows.max()) + 1 if rows.numel() else 0, width), initial, dtype=values.dtype)
+    held[rows] = values
+    return held
