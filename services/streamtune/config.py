@@ -100,6 +100,9 @@ class Settings(KafkaSettings, ServingSettings, OperationsSettings):
     # False: ids and like-rates only, no text embeddings (the ablation).
     hybrid_text: bool = True
     hybrid_text_max_length: int = Field(default=64, ge=8, le=4096)
+    # Slow path: one LoRA step on the text encoder every N micro-batches (0: the encoder stays
+    # the pretrained one). Each step renames the encoder, so item texts are embedded anew.
+    hybrid_slow_every: int = Field(default=0, ge=0)
 
     # --- Micro-batching ------------------------------------------------------------------------
     batch_size: int = Field(default=32, ge=1)

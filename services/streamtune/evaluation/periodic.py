@@ -31,7 +31,8 @@ from streamtune.events import Event
 from streamtune.modeling import device as devices
 from streamtune.modeling.base import TuningSpec, load_base_model, load_tokenizer, wrap_for_tuning
 from streamtune.modeling.encoding import encode_pairs
-from streamtune.modeling.text.learner import LearnerConfig, OnlineLearner
+from streamtune.modeling.text.learner import OnlineLearner
+from streamtune.modeling.text.setup import learner_config
 from streamtune.modeling.weights import apply_state, load_state, save_state, trainable_state
 
 logger = logging.getLogger(__name__)
@@ -76,12 +77,9 @@ class PeriodicRetrainer:
         seed = self.settings.seed + self.rounds
         torch.manual_seed(seed)  # LoRA dropout
         apply_state(self.model, self._frozen_state, self.spec.tuning)
-        config = LearnerConfig(
-            learning_rate=self.settings.effective_learning_rate,
-            weight_decay=self.settings.weight_decay,
-            warmup_steps=self.settings.warmup_steps,
-        )
-        learner = OnlineLearner(self.model, self.device, config)
+        # The online text family's own config (head and adapter learning rates, dropout, ...):
+        # a retrain differs from the online learner in what it sees, not in how it steps.
+        learner = OnlineLearner(self.model, self.device, learner_config(self.settings))
         order = np.random.default_rng(seed).permutation(len(events))
         batch_size = self.settings.batch_size
         loss = None

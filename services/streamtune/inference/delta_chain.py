@@ -13,6 +13,10 @@ then the new ones. So each delta is applied twice and nothing of table size is c
 are taken over only when no batch is scoring on them (:class:`Readers`); otherwise, and for the
 first delta after a snapshot, the served tables are copied (:func:`clone_model`: tensor copies
 and C-level dict copies, unlike a ``deepcopy`` of the key mappings).
+
+A version that ships new encoder adapters (the trainer's slow path) is bound to its own view of
+the text caches (:meth:`ServerTexts.bound_to`): its item texts are embedded with its adapters,
+under its encoder version, while the version before keeps its own until it is retired.
 """
 
 from __future__ import annotations
@@ -106,20 +110,30 @@ class HybridLoader:
         payloads: list[dict[str, Any]] = []
         if base is not None and previous is not None:
             model, applied = self._reused_tables() or clone_model(previous.model), []
+            texts = previous.texts or self._texts
         else:
             snapshot = self._store.checkout(chain.pop().version)
-            model = self._from_snapshot(snapshot.directory)
+            model, texts = self._from_snapshot(snapshot.directory)
             self._texts.warm(snapshot.directory / CACHE_FILE)
             applied = [snapshot.manifest.version]
+        _bind(model, texts)
         for manifest in reversed(chain):
             delta = self._store.checkout(manifest.version)
             payloads.append(read_payload(delta.directory))
-            apply_delta(model, payloads[-1])
+            texts = self._apply(model, payloads[-1], texts)
             self._texts.warm(delta.directory / CACHE_FILE)
             applied.append(manifest.version)
         self.last_chain = applied
         top = self._store.read_manifest(version)
-        return HybridServed(version, asdict(top), model, self._texts), payloads if base is not None else None
+        return HybridServed(version, asdict(top), model, texts), payloads if base is not None else None
+
+    def _apply(self, model: HybridModel, payload: dict[str, Any], texts: ServerTexts) -> ServerTexts:
+        """Apply one delta; a delta with new adapters rebinds the model to their text view."""
+        if payload.get("encoder") is not None:
+            texts = self._texts.bound_to(payload["encoder"])
+            _bind(model, texts)
+        apply_delta(model, payload)
+        return texts
 
     def _reused_tables(self) -> HybridModel | None:
         """The spare version's tables brought up to the served version, if no batch still reads
@@ -128,8 +142,9 @@ class HybridLoader:
         self._spare, self._spare_behind = None, []
         if spare is None or not spare.readers.retire():
             return None
+        texts = spare.texts or self._texts
         for payload in behind:
-            apply_delta(spare.model, payload)
+            texts = self._apply(spare.model, payload, texts)
         self.reused_tables += 1
         return spare.model
 
@@ -148,10 +163,17 @@ class HybridLoader:
             current = manifest.delta_of
         return chain, None
 
-    def _from_snapshot(self, directory: Path) -> HybridModel:
+    def _from_snapshot(self, directory: Path) -> tuple[HybridModel, ServerTexts]:
         snapshot = read_payload(directory)
+        texts = self._texts.bound_to(snapshot.get("encoder"))
         use_text = bool(snapshot["config"].get("use_text", True))
-        return load_snapshot(snapshot, self._texts.embedder if use_text else None)
+        return load_snapshot(snapshot, texts.embedder if use_text else None), texts
+
+
+def _bind(model: HybridModel, texts: ServerTexts) -> None:
+    """Score ``model``'s texts through ``texts`` (a model without text has no embedder)."""
+    if model.embedder is not None:
+        model.embedder = texts.embedder
 
 
 def clone_model(model: HybridModel) -> HybridModel:

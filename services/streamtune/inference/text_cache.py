@@ -1,29 +1,37 @@
 """Text embeddings in the inference server: a text is embedded once per encoder version.
 
-Two bounded LRUs, shared by every version the server loads (a version changes tables, not the
-encoder; a new encoder has a new version and so new keys):
+Two bounded LRUs, shared by every version the server loads:
 
 * vectors by ``sha256(encoder version, text)`` (:class:`KeyedEmbeddingCache`, the model's
   :class:`~streamtune.modeling.hybrid.text_embeddings.EmbeddingCache` addressable by key too);
-* item id -> the key of its text, learned from requests that carry both, so ``/v1/rank`` can
-  score items named by id alone with their text terms (an item whose text this server never
-  saw scores by its ID row and the rate prior).
+* item id -> its text, learned from requests that carry both, so ``/v1/rank`` can score items
+  named by id alone with their text terms under any encoder version (an item whose text this
+  server never saw scores by its ID row and the rate prior).
+
+A version trained with the slow path ships the encoder's adapters; :meth:`ServerTexts.bound_to`
+gives that version its own view of the caches whose item vectors come from those adapters
+(:class:`AdaptedEncoder`: one encoder in memory, each version's adapter tensors copied in before
+its texts are encoded), so a version in flight never sees another version's vectors. History
+titles are always embedded by the pretrained encoder (:mod:`streamtune.modeling.hybrid.context`).
 
 At swap time the cache is warmed with the embeddings the trainer ships in each version of the
 chain (``text_cache.npz``, :mod:`streamtune.modeling.hybrid.version_files`); what is still
 missing is computed in batches by the encoder.
 
 Misses of one batch go through the encoder together. One lock covers both LRUs and the
-encoder: batcher workers may score side by side, and the LRUs' orders are not thread-safe.
+encoder (and its adapters): batcher workers may score side by side, and the LRUs' orders are
+not thread-safe.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +41,7 @@ from streamtune.modeling.hybrid.text_embeddings import EmbeddingCache, SentenceE
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEXT_ROWS = 200_000  # about 300 MiB of 384-wide float32 vectors at most
-DEFAULT_ITEM_ROWS = 1_000_000  # item id -> 64-character key: about 150 MiB at most
+DEFAULT_ITEM_ROWS = 1_000_000  # item id -> its text: about 150 MiB at most for short texts
 
 
 class KeyedEmbeddingCache(EmbeddingCache):
@@ -52,6 +60,26 @@ class KeyedEmbeddingCache(EmbeddingCache):
             self._vectors.popitem(last=False)
 
 
+class AdaptedEncoder:
+    """The server's one encoder as one version sees it: with that version's adapters (``part``,
+    as :meth:`SentenceEncoder.adapter_part` gives it) or, with None, the pretrained weights.
+    Callers hold the :class:`ServerTexts` lock: encoding may swap the adapters in place."""
+
+    def __init__(self, encoder: SentenceEncoder, part: dict[str, Any] | None) -> None:
+        self._encoder = encoder
+        self._part = part
+        self.base_version = encoder.base_version
+        self.version = self.base_version if part is None else str(part["version"])
+        self.dim = encoder.dim
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, frozen: bool = False) -> np.ndarray:
+        if frozen or self._part is None:
+            return self._encoder.encode(texts, batch_size, frozen=True)
+        if self._encoder.version != self.version:
+            self._encoder.load_adapter_part(self._part)
+        return self._encoder.encode(texts, batch_size)
+
+
 class ServerTexts:
     """Item and context text vectors for scoring, through the caches described above."""
 
@@ -59,10 +87,20 @@ class ServerTexts:
         self, encoder: SentenceEncoder, text_rows: int = DEFAULT_TEXT_ROWS, item_rows: int = DEFAULT_ITEM_ROWS
     ) -> None:
         self.cache = KeyedEmbeddingCache(text_rows)
-        self.embedder = TextEmbedder(encoder, self.cache)
+        self._encoder = encoder
+        self.embedder = TextEmbedder(AdaptedEncoder(encoder, None), self.cache)  # type: ignore[arg-type]
         self.item_rows = item_rows
-        self._items: OrderedDict[str, str] = OrderedDict()  # item id -> text key, LRU
+        self._items: OrderedDict[str, str] = OrderedDict()  # item id -> text, LRU
         self._lock = threading.Lock()
+
+    def bound_to(self, part: dict[str, Any] | None) -> ServerTexts:
+        """The same caches, embedding item texts with the adapters ``part`` ships (None: the
+        pretrained encoder); for one version, which keeps it for its whole life."""
+        if part is None and self.embedder.version == self._encoder.base_version:
+            return self
+        view = copy.copy(self)  # shares the caches, the item map and the lock
+        view.embedder = TextEmbedder(AdaptedEncoder(self._encoder, part), self.cache)  # type: ignore[arg-type]
+        return view
 
     @property
     def version(self) -> str:
@@ -100,13 +138,12 @@ class ServerTexts:
                     continue
                 text = texts[position]
                 if text:
-                    self._remember(item, EmbeddingCache.key(self.version, text))
+                    self._remember(item, text)
                     continue
-                key = self._items.get(item)
-                vector = None if key is None else self.cache.get_key(key)
-                if vector is not None:
+                remembered = self._items.get(item)
+                if remembered is not None:
                     self._items.move_to_end(item)
-                    out[position] = vector
+                    out[position] = self.embedder.embed([remembered])[0]
         return out
 
     def context_vectors(self, contexts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -114,8 +151,8 @@ class ServerTexts:
         with self._lock:
             return context_vectors([context or "" for context in contexts], self.embedder)
 
-    def _remember(self, item: str, key: str) -> None:
-        self._items[item] = key
+    def _remember(self, item: str, text: str) -> None:
+        self._items[item] = text
         self._items.move_to_end(item)
         while len(self._items) > self.item_rows:
             self._items.popitem(last=False)

@@ -39,7 +39,9 @@ def context_vectors(contexts: Sequence[str], embedder: TextEmbedder) -> tuple[np
     parsed = [context_parts(context) for context in contexts]
     titles = list(dict.fromkeys(title for liked, disliked in parsed for title in liked + disliked))
     index = {title: position for position, title in enumerate(titles)}
-    table = embedder.embed(titles) if titles else np.zeros((0, embedder.dim), np.float32)
+    # Titles go through the pretrained encoder even when the slow path adapts it: a context
+    # holds many titles, and their cache then survives every change of the adapters.
+    table = embedder.embed(titles, frozen=True) if titles else np.zeros((0, embedder.dim), np.float32)
     liked = np.zeros((len(contexts), embedder.dim), dtype=np.float32)
     disliked = np.zeros_like(liked)
     for row, (liked_titles, disliked_titles) in enumerate(parsed):

@@ -211,7 +211,7 @@ class HybridFamily:
         model = load_chain(manifest, directory, reader, checkout, self.embedder)
         if self.embedder is not None and isinstance(self.embedder.cache, RecordingCache):
             self.embedder.cache.take_new()  # what was loaded is in the store already
-        self.learner = HybridLearner(model)
+        self.learner = HybridLearner(model, self.learner.tuner)  # the adapters came with the chain
         info = read_info(directory)
         state_id = info.state_id if info is not None else uuid.uuid4().hex
         self._exported = (HybridSnapshot(_attached(model, None), state_id=state_id), manifest.chain_length)
@@ -256,7 +256,7 @@ class HybridFamily:
         """Back to ``snapshot``'s tables; the optimizer state is carried over (same shapes)."""
         self._collect_changes()  # the rows trained since go back too: the next delta carries them
         old = self.learner
-        self.learner = HybridLearner(_attached(snapshot.model, self.embedder))
+        self.learner = HybridLearner(_attached(snapshot.model, self.embedder), old.tuner)  # adapters stay
         self.learner.clock = old.clock
         for space, optimizer in self.learner.sparse_optimizers.items():
             optimizer.accumulators.copy_(old.sparse_optimizers[space].accumulators)

@@ -5,8 +5,9 @@ have been seen enough), take one gradient step — Adagrad on the rows the batch
 on the dense part — then add the batch's labels to the running counts, so a score never sees
 its own label. Prequential use is ``predict`` then ``learn`` on each micro-batch.
 
-Trainer-only state (never shipped to a server): Adagrad accumulators, AdamW moments, admission
-counters and last-seen clocks; :meth:`HybridLearner.trainer_state` /
+Trainer-only state (never shipped to a server): Adagrad accumulators, AdamW moments (of the
+dense part and, with the slow path, of the encoder's adapters), admission counters and
+last-seen clocks; :meth:`HybridLearner.trainer_state` /
 :meth:`HybridLearner.load_trainer_state` persist and restore it.
 """
 
@@ -21,6 +22,7 @@ import torch
 from streamtune.modeling.hybrid.id_mapping import UNKNOWN, IdMapping
 from streamtune.modeling.hybrid.model import USER_KIND_SEPARATOR, Event, HybridModel, Prediction
 from streamtune.modeling.hybrid.optimizer import SparseAdagrad
+from streamtune.modeling.hybrid.slow_path import EncoderTuner
 
 
 class HybridLearner:
@@ -30,6 +32,8 @@ class HybridLearner:
     ----------
     model
         The model to train in place.
+    tuner
+        The slow path (LoRA steps on the text encoder, one batch in N), or None.
 
     Examples
     --------
@@ -41,8 +45,9 @@ class HybridLearner:
     True
     """
 
-    def __init__(self, model: HybridModel) -> None:
+    def __init__(self, model: HybridModel, tuner: EncoderTuner | None = None) -> None:
         self.model = model
+        self.tuner = tuner
         config = model.config
         self.sparse_optimizers = {
             space: SparseAdagrad(table, config.sparse_lr) for space, table in model.tables.items()
@@ -72,6 +77,8 @@ class HybridLearner:
         self.clock += len(events)
         now = self.clock if now is None else now
         model = self.model
+        if self.tuner is not None:  # before the counts hold this batch's labels
+            self.tuner.observe(model, events)
         texts = model.texts(events)
         keys = model.keys(events, texts)
         rows = {space: self._admit(space, space_keys, now) for space, space_keys in keys.items()}
@@ -119,6 +126,7 @@ class HybridLearner:
                 space: opt.accumulators[: opt.table.used].clone() for space, opt in self.sparse_optimizers.items()
             },
             "dense_optimizer": self.dense_optimizer.state_dict(),
+            **({"encoder_tuner": self.tuner.state_dict()} if self.tuner is not None else {}),
         }
 
     def load_trainer_state(self, state: dict[str, Any]) -> None:
@@ -132,6 +140,8 @@ class HybridLearner:
             optimizer.accumulators[: len(accumulators)] = accumulators
             optimizer.table.note_used(len(accumulators))
         self.dense_optimizer.load_state_dict(state["dense_optimizer"])
+        if self.tuner is not None and "encoder_tuner" in state:
+            self.tuner.load_state_dict(state["encoder_tuner"])
 
     def _admit(self, space: str, keys: list[str | None], now: int) -> torch.Tensor:
         mapping = self.model.mappings[space]

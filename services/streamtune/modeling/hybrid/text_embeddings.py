@@ -15,17 +15,34 @@ BERT-Networks. EMNLP (mean pooling).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from streamtune.modeling.device import autocast
+from streamtune.modeling.hybrid.encoder_lora import (
+    LoraShape,
+    adapter_digest,
+    adapter_state,
+    adapters_disabled,
+    attach,
+    load_adapter_state,
+)
+
 
 class SentenceEncoder:
     """A Hugging Face encoder directory used as a mean-pooled sentence embedder.
+
+    With low-rank adapters attached (:meth:`attach_adapters`, the hybrid's slow path) the
+    encoder's :attr:`version` names the adapters (``<base>+lora-<digest>``), so cache keys
+    change whenever they do; ``frozen=True`` embeds with the pretrained weights under
+    :attr:`base_version`.
 
     Parameters
     ----------
@@ -35,31 +52,81 @@ class SentenceEncoder:
         Tokens kept per text; MovieLens item texts fit in 64.
     version
         Names the weights in cache keys; defaults to the directory name.
+    device
+        Where the encoder runs (embeddings come back on the CPU).
     """
 
-    def __init__(self, model_dir: str, max_length: int = 64, version: str | None = None) -> None:
+    def __init__(
+        self, model_dir: str, max_length: int = 64, version: str | None = None, device: torch.device | None = None
+    ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModel.from_pretrained(model_dir).eval()
+        self.device = device or torch.device("cpu")
+        self.model = AutoModel.from_pretrained(model_dir).eval().to(self.device)
         self.max_length = max_length
-        self.version = version or Path(model_dir).name
+        self.base_version = version or Path(model_dir).name
+        self.version = self.base_version
+        self.shipped_version = self.base_version  # the adapters the last exported version carried
         self.dim = int(self.model.config.hidden_size)
+        self.lora: LoraShape | None = None  # set once adapters are attached
 
     @torch.inference_mode()
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Unit-length embeddings, one row per text, float32."""
+    def encode(self, texts: Sequence[str], batch_size: int = 64, frozen: bool = False) -> np.ndarray:
+        """Unit-length embeddings, one row per text, float32 (``frozen``: without adapters)."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start : start + batch_size])
-            tokens = self.tokenizer(
-                chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-            )
-            hidden = self.model(**tokens).last_hidden_state
-            mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            out[start : start + len(chunk)] = torch.nn.functional.normalize(pooled, dim=1).numpy()
+        with adapters_disabled(self.model) if frozen else contextlib.nullcontext():
+            for start in range(0, len(texts), batch_size):
+                chunk = list(texts[start : start + batch_size])
+                pooled = self._pooled(chunk)
+                out[start : start + len(chunk)] = torch.nn.functional.normalize(pooled, dim=1).float().cpu().numpy()
         return out
+
+    def embed_for_training(self, texts: Sequence[str]) -> torch.Tensor:
+        """Unit embeddings on the CPU that carry gradients to the adapters (zeros for empty
+        texts); under bf16 autocast on GPUs that support it (:mod:`streamtune.modeling.device`)."""
+        out = torch.zeros(len(texts), self.dim)
+        given = [position for position, text in enumerate(texts) if text]
+        if given:
+            with autocast(self.device):
+                pooled = self._pooled([texts[position] for position in given])
+            vectors = torch.nn.functional.normalize(pooled.float(), dim=1).cpu()
+            out = out.index_copy(0, torch.tensor(given), vectors)
+        return out
+
+    def _pooled(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        tokens = tokens.to(self.device)
+        hidden = self.model(**tokens).last_hidden_state
+        mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    # --- adapters (the slow path) ------------------------------------------------------------
+    def attach_adapters(self, shape: LoraShape, seed: int = 0) -> None:
+        """Fresh adapters (a no-op until trained); the version stays the base one until then."""
+        if self.lora is not None:
+            if self.lora != shape:
+                raise ValueError(f"adapters of shape {self.lora} are attached already, not {shape}")
+            return
+        attach(self.model, shape, seed)
+        self.model.to(self.device)
+        self.lora = shape
+
+    def adapters_changed(self) -> None:
+        """Name the current adapters: the version every later embedding is cached under."""
+        self.version = f"{self.base_version}+lora-{adapter_digest(adapter_state(self.model))}"
+
+    def adapter_part(self) -> dict[str, Any] | None:
+        """What a hybrid version ships of the encoder: None while the pretrained one is used."""
+        if self.lora is None or self.version == self.base_version:
+            return None
+        return {"version": self.version, "lora": self.lora.to_dict(), "adapters": adapter_state(self.model)}
+
+    def load_adapter_part(self, part: dict[str, Any]) -> None:
+        """Use the adapters a version shipped (attaching them first if need be)."""
+        self.attach_adapters(LoraShape.from_dict(part["lora"]))
+        load_adapter_state(self.model, part["adapters"])
+        self.version = self.shipped_version = str(part["version"])
 
 
 class EmbeddingCache:
@@ -133,21 +200,23 @@ class TextEmbedder:
         """The encoder version the cache keys carry."""
         return self.encoder.version
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """One unit vector per text (a zero vector for an empty text)."""
+    def embed(self, texts: Sequence[str], frozen: bool = False) -> np.ndarray:
+        """One unit vector per text (a zero vector for an empty text); ``frozen``: by the
+        pretrained encoder, whatever adapters it carries (cached under its base version)."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        version = self.encoder.base_version if frozen else self.version
         missing: dict[str, list[int]] = {}
         for position, text in enumerate(texts):
             if not text:
                 continue
-            vector = self.cache.get(self.version, text)
+            vector = self.cache.get(version, text)
             if vector is None:
                 missing.setdefault(text, []).append(position)
             else:
                 out[position] = vector
         if missing:
-            computed = self.encoder.encode(list(missing))
+            computed = self.encoder.encode(list(missing), frozen=frozen)
             for (text, positions), vector in zip(missing.items(), computed, strict=True):
-                self.cache.put(self.version, text, vector)
+                self.cache.put(version, text, vector)
                 out[positions] = vector
         return out

@@ -3,7 +3,9 @@
 A snapshot holds every mapped row of both tables, their keys, the dense weights and the global
 counts. A delta holds only the rows changed since the previous export (snapshot or delta), each
 with the key that now holds it (``None``: the row was freed, e.g. by ``forget``), plus the
-dense weights (small) and the global counts. Applying a chain of deltas in order to a copy of
+dense weights (small) and the global counts. With the slow path on, a version also carries the
+encoder's adapters (``encoder``: version, LoRA shape, tensors) whenever they differ from those
+the previous export shipped, and always in a snapshot. Applying a chain of deltas in order to a copy of
 the parent snapshot reproduces the trainer's tables exactly. Serialisation (``torch.save``,
 hashes, manifests) stays with the checkpoint store; nothing trainer-only is in here.
 """
@@ -18,7 +20,7 @@ from streamtune.modeling.hybrid.errors import HybridModelError
 from streamtune.modeling.hybrid.id_mapping import IdMapping
 from streamtune.modeling.hybrid.model import HybridModel
 from streamtune.modeling.hybrid.table import EmbeddingRows
-from streamtune.modeling.hybrid.text_embeddings import TextEmbedder
+from streamtune.modeling.hybrid.text_embeddings import SentenceEncoder, TextEmbedder
 
 FORMAT = 1
 SNAPSHOT = "snapshot"
@@ -49,7 +51,7 @@ def load_snapshot(snapshot: dict[str, Any], embedder: TextEmbedder | None = None
     if snapshot.get("type") != SNAPSHOT or snapshot.get("format") != FORMAT:
         raise HybridModelError(f"not a hybrid snapshot of format {FORMAT}: {snapshot.get('type')!r}")
     model = HybridModel(HybridConfig.from_dict(snapshot["config"]), embedder)
-    _check_encoder(snapshot, embedder)
+    _sync_encoder(snapshot, model.embedder)
     for _, _, table in _sides(model):
         table.clear(list(range(table.capacity)))  # fresh rows are random; a snapshot is exact
     apply_rows_and_dense(model, snapshot)
@@ -64,6 +66,7 @@ def apply_delta(model: HybridModel, delta: dict[str, Any]) -> None:
         raise HybridModelError(f"not a hybrid delta of format {FORMAT}: {delta.get('type')!r}")
     if delta["config"] != model.config.to_dict():
         raise HybridModelError("delta was exported by a model of a different configuration")
+    _sync_encoder(delta, model.embedder)
     apply_rows_and_dense(model, delta)
 
 
@@ -92,7 +95,7 @@ def apply_rows_and_dense(model: HybridModel, version: dict[str, Any]) -> None:
 
 
 def _common(model: HybridModel, kind: str) -> dict[str, Any]:
-    return {
+    common = {
         "format": FORMAT,
         "type": kind,
         "config": model.config.to_dict(),
@@ -100,6 +103,29 @@ def _common(model: HybridModel, kind: str) -> dict[str, Any]:
         "dense": {name: tensor.detach().clone() for name, tensor in model.scorer.state_dict().items()},
         "global_counts": list(model.global_counts),
     }
+    encoder = _encoder_part(model, full=kind == SNAPSHOT)
+    return common if encoder is None else {**common, "encoder": encoder}
+
+
+def _encoder_part(model: HybridModel, full: bool) -> dict[str, Any] | None:
+    """The adapters to ship: in a snapshot whenever there are trained ones, in a delta only
+    when they changed since the last export (the trainer's encoder remembers what it shipped)."""
+    encoder = model.embedder.encoder if model.embedder is not None else None
+    if not isinstance(encoder, SentenceEncoder):
+        return None
+    part = encoder.adapter_part()
+    shipped, encoder.shipped_version = encoder.shipped_version, encoder.version
+    return part if part is not None and (full or shipped != part["version"]) else None
+
+
+def _sync_encoder(version: dict[str, Any], embedder: TextEmbedder | None) -> None:
+    """Put a version's adapters on the encoder (a trainer resuming), then check the encoder is
+    the one the version was trained with. A server passes an embedder already bound to the
+    version's adapters (:mod:`streamtune.inference.text_cache`), so nothing is loaded here."""
+    part = version.get("encoder")
+    if part is not None and embedder is not None and embedder.version != part["version"]:
+        embedder.encoder.load_adapter_part(part)
+    _check_encoder(version, embedder)
 
 
 def _rows_part(table: EmbeddingRows, rows: list[int], keys: list[str | None]) -> dict[str, Any]:
