@@ -35,6 +35,7 @@ import torch
 from streamtune.datasets.movielens import movielens_events
 from streamtune.evaluation.popularity import popularity_probabilities
 from streamtune.evaluation.river_baselines import run_river_baselines
+from streamtune.evaluation.score_options import Breakdown
 from streamtune.evaluation.scoring import roc_auc, score_contender
 from streamtune.modeling.hybrid import HybridConfig, HybridLearner, HybridModel
 from streamtune.modeling.hybrid.context import context_parts
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.error(f"unknown contender {name!r}")
         if probabilities is not None:
-            result = score_contender(name, labels, probabilities, window=window, timestamps=timestamps)
+            result = score_contender(name, labels, probabilities, Breakdown(window=window, timestamps=timestamps))
             extra["cold_auc"] = roc_auc(labels[cold], probabilities[cold])
         else:
             extra["cold_auc"] = None

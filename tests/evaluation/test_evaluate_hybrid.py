@@ -17,8 +17,8 @@ import pytest
 
 from streamtune.cli import main
 from streamtune.evaluation.event_slice import EventSlice
-from streamtune.evaluation.in_process import in_process_results
-from streamtune.evaluation.plan import plan_run
+from streamtune.evaluation.in_process import ScoredSpan, in_process_results
+from streamtune.evaluation.plan import ChunkSizes, plan_run
 from streamtune.evaluation.scoring import cold_events
 from streamtune.events import decode_event
 
@@ -104,10 +104,11 @@ def test_hybrid_lineages_are_scored_fresh_and_with_their_ids(events_file, tmp_pa
 def test_popularity_is_scored_per_event_on_the_served_contenders_events():
     raw = user_driven_events(200)
     events = EventSlice(raw, [decode_event(json.dumps(e).encode()) for e in raw], 0, 0)
-    plan = plan_run(len(raw), batch_size=8, chunk_size=32)
+    plan = plan_run(len(raw), ChunkSizes(batch_size=8, chunk_size=32))
     cold = cold_events([e["item_id"] for e in raw])[plan.warmup :]
 
-    (result,) = in_process_results(events, plan, 160, ["popularity"], seed=0, window=40, cold=cold[: 160 - plan.warmup])
+    span = ScoredSpan(plan.warmup, 160, window=40, cold=cold[: 160 - plan.warmup])
+    (result,) = in_process_results(events, ["popularity"], span, seed=0)
 
     assert result.n == 160 - plan.warmup == 128
     assert [w.n for w in result.windows] == [40, 40, 40, 8]

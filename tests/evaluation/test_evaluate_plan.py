@@ -8,17 +8,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streamtune.evaluation import EvaluationError, score_contender
+from streamtune.evaluation import Breakdown, EvaluationError, score_contender
 from streamtune.evaluation.contenders import CONTENDERS, ScoreLog, lineages_needed, parse_contenders
 from streamtune.evaluation.detail_tables import detail_markdown
 from streamtune.evaluation.event_slice import load_slice, parse_since
 from streamtune.evaluation.freshness import freshness
-from streamtune.evaluation.plan import plan_run
+from streamtune.evaluation.plan import ChunkSizes, plan_run
 from streamtune.events import decode_event
 
 
 def test_plan_rounds_to_chunks_and_covers_every_scored_event():
-    plan = plan_run(1000, batch_size=16, chunk_size=64, warmup_share=0.2, periodic_every=100)
+    plan = plan_run(1000, ChunkSizes(batch_size=16, chunk_size=64), warmup_share=0.2, periodic_every=100)
     assert plan.warmup == 192  # 200 rounded down to whole chunks
     assert plan.periodic_every == 128  # rounded up to whole chunks
     chunks = plan.chunks()
@@ -30,11 +30,11 @@ def test_plan_rounds_to_chunks_and_covers_every_scored_event():
 
 
 def test_plan_warmup_is_at_least_one_chunk():
-    assert plan_run(300, batch_size=8, chunk_size=64, warmup_share=0.01).warmup == 64
+    assert plan_run(300, ChunkSizes(batch_size=8, chunk_size=64), warmup_share=0.01).warmup == 64
 
 
 def test_fast_chunks_tile_the_slow_ones():
-    plan = plan_run(1000, batch_size=16, chunk_size=64, fast_chunk_size=16, fast_batch_size=8)
+    plan = plan_run(1000, ChunkSizes(batch_size=16, chunk_size=64, fast_chunk_size=16, fast_batch_size=8))
     fast = plan.fast_chunks()
     assert fast[0][0] == plan.warmup == 64 and fast[-1][1] == 1000
     assert all(a[1] == b[0] for a, b in itertools.pairwise(fast))
@@ -55,7 +55,7 @@ def test_fast_chunks_tile_the_slow_ones():
 )
 def test_plan_refuses_boundaries_the_protocol_cannot_keep(n, batch, chunk, fast, message):
     with pytest.raises(EvaluationError, match=message):
-        plan_run(n, batch_size=batch, chunk_size=chunk, fast_chunk_size=fast, fast_batch_size=8)
+        plan_run(n, ChunkSizes(batch_size=batch, chunk_size=chunk, fast_chunk_size=fast, fast_batch_size=8))
 
 
 def test_freshness_in_events_and_hours():
@@ -141,12 +141,12 @@ def test_score_log_result_and_detail_tables():
     assert result.auc == 1.0
     assert result.params["freshness"]["lag_events_max"] == 2
     assert result.params["freshness"]["versions_served"] == 2
-    other = score_contender("frozen", [0, 1, 0, 1, 0, 1], [0.5] * 6, window=4)
+    other = score_contender("frozen", [0, 1, 0, 1, 0, 1], [0.5] * 6, Breakdown(window=4))
     text = detail_markdown([result, other])
     assert "| 0-3 | 4 | 1.0000 | 0.5000 |" in text
     assert "| online_lora | 2 | 1.0 | 2 |" in text
     assert "Windows won" not in text  # no baseline among the contenders
-    floor = score_contender("popularity", [0, 1, 0, 1, 0, 1], [0.4, 0.6, 0.6, 0.4, 0.4, 0.6], window=4)
+    floor = score_contender("popularity", [0, 1, 0, 1, 0, 1], [0.4, 0.6, 0.6, 0.4, 0.4, 0.6], Breakdown(window=4))
     wins = detail_markdown([result, floor])
     # online_lora: AUC 1.0 against 0.5 in the first window, 1.0 against 1.0 in the second.
     assert "| online_lora | 1/2 | 2/2 |" in wins

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from streamtune.evaluation import EvaluationError, score_contender
+from streamtune.evaluation import Breakdown, EvaluationError, RunRecord, score_contender
 from streamtune.evaluation.report import results_markdown, write_report
 
 DAY_MS = 86_400_000
@@ -15,16 +15,13 @@ def results(timestamps: bool = True) -> list:
     labels = [0, 1] * 10
     ts = [1_500_000_000_000 + i * DAY_MS for i in range(20)] if timestamps else None
     return [
-        score_contender("frozen", labels, [0.5] * 20, window=5, timestamps=ts, wall_seconds=0.1),
+        score_contender("frozen", labels, [0.5] * 20, Breakdown(window=5, timestamps=ts), RunRecord(wall_seconds=0.1)),
         score_contender(
             "river_fm",
             labels,
             [0.3, 0.7] * 10,
-            window=5,
-            timestamps=ts,
-            wall_seconds=2.25,
-            params={"chunk": 1},
-            cold=[True] * 4 + [False] * 16,
+            Breakdown(window=5, timestamps=ts, cold=[True] * 4 + [False] * 16),
+            RunRecord(wall_seconds=2.25, params={"chunk": 1}),
         ),
     ]
 
@@ -54,7 +51,7 @@ def test_report_writes_json_markdown_and_a_png(tmp_path: Path) -> None:
 
 def test_plot_falls_back_to_window_index_and_tolerates_undefined_auc(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    one_class = score_contender("river_logreg", [1] * 6, [0.6] * 6, window=3)
+    one_class = score_contender("river_logreg", [1] * 6, [0.6] * 6, Breakdown(window=3))
     files = write_report([*results(timestamps=False), one_class], tmp_path)
 
     assert files.plot.stat().st_size > 0

@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamtune.evaluation import (
+    Breakdown,
     EvaluationError,
+    RunRecord,
     log_loss,
     roc_auc,
     score_contender,
@@ -152,11 +154,8 @@ def test_contender_result_is_json_ready() -> None:
         "river_logreg",
         [1, 1, 0, 1],
         [0.9, 0.6, 0.4, 0.7],
-        window=2,
-        timestamps=[MS_2019, MS_2019, MS_2020, MS_2020],
-        by_year=True,
-        wall_seconds=1.5,
-        params={"seed": 0},
+        Breakdown(window=2, timestamps=[MS_2019, MS_2019, MS_2020, MS_2020], by_year=True),
+        RunRecord(wall_seconds=1.5, params={"seed": 0}),
     )
 
     document = json.loads(json.dumps(result.to_dict(), allow_nan=False))
@@ -165,4 +164,4 @@ def test_contender_result_is_json_ready() -> None:
     assert [w["auc"] for w in document["windows"]] == [None, 1.0]
     assert [w["label"] for w in document["years"]] == ["2019", "2020"]
     with pytest.raises(EvaluationError, match="timestamps"):
-        score_contender("x", [0, 1], [0.1, 0.9], by_year=True)
+        score_contender("x", [0, 1], [0.1, 0.9], Breakdown(by_year=True))

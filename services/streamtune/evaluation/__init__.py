@@ -1,6 +1,7 @@
 """Prequential evaluation: scores, reports and River baselines for the event stream."""
 
 from streamtune.evaluation.errors import EvaluationError
+from streamtune.evaluation.score_options import Breakdown, RunRecord
 from streamtune.evaluation.scoring import (
     ContenderResult,
     WindowScore,
@@ -12,8 +13,10 @@ from streamtune.evaluation.scoring import (
 )
 
 __all__ = [
+    "Breakdown",
     "ContenderResult",
     "EvaluationError",
+    "RunRecord",
     "WindowScore",
     "log_loss",
     "roc_auc",

@@ -22,6 +22,7 @@ import numpy as np
 
 from streamtune.evaluation.errors import EvaluationError
 from streamtune.evaluation.freshness import freshness
+from streamtune.evaluation.score_options import Breakdown, RunRecord
 from streamtune.evaluation.scoring import ContenderResult, score_contender
 from streamtune.events import Event
 
@@ -130,11 +131,8 @@ class ScoreLog:
             self.name,
             labels,
             self.probabilities,
-            window=window,
-            timestamps=timestamps,
-            wall_seconds=round(self.busy_seconds, 3),
-            params={**self.params, "freshness": lag.to_dict()},
-            cold=cold,
+            Breakdown(window=window, timestamps=timestamps, cold=cold),
+            RunRecord(round(self.busy_seconds, 3), {**self.params, "freshness": lag.to_dict()}),
         )
 
 

@@ -7,35 +7,40 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from streamtune.evaluation.contenders import POPULARITY, RIVER_PREFIX
 from streamtune.evaluation.event_slice import EventSlice
 from streamtune.evaluation.freshness import freshness
-from streamtune.evaluation.plan import RunPlan
+from streamtune.evaluation.score_options import Breakdown, RunRecord
 from streamtune.evaluation.scoring import ContenderResult, score_contender
 
 
-def in_process_results(  # noqa: PLR0913 - the options are keyword-only
-    events: EventSlice,
-    plan: RunPlan,
-    until: int,
-    names: Sequence[str],
-    *,
-    seed: int,
-    window: int,
-    cold: np.ndarray,
-) -> list[ContenderResult]:
-    """Score each contender in ``names`` (``popularity``, ``river_*``) on ``[plan.warmup, until)``;
-    ``cold`` flags the cold events among those."""
+@dataclass(frozen=True)
+class ScoredSpan:
+    """The stream positions every contender is scored on, ``[start, stop)`` (the warm-up
+    before them is learnt from, not scored), in windows of ``window`` events; ``cold`` flags
+    the cold events among them."""
+
+    start: int
+    stop: int
+    window: int
+    cold: np.ndarray
+
+
+def in_process_results(events: EventSlice, names: Sequence[str], span: ScoredSpan, seed: int) -> list[ContenderResult]:
+    """Score each contender in ``names`` (``popularity``, ``river_*``; seeded with ``seed``)
+    on ``span``."""
+    start, until = span.start, span.stop
     from streamtune.evaluation.popularity import popularity_probabilities
     from streamtune.evaluation.river_baselines import build_model, prequential_probabilities
 
-    scored = events.events[plan.warmup : until]
+    scored = events.events[start:until]
     labels = np.fromiter((int(e.label) for e in scored), dtype=np.int8, count=len(scored))
     timestamps = [e.ts_ms or 0 for e in scored]
-    positions = np.arange(plan.warmup, until)
+    positions = np.arange(start, until)
     # Test-then-train per event: each event is scored by a model that learnt every earlier one.
     lag = freshness(positions, positions, positions).to_dict()
     results = []
@@ -53,12 +58,9 @@ def in_process_results(  # noqa: PLR0913 - the options are keyword-only
             score_contender(
                 name,
                 labels,
-                probabilities[plan.warmup : until],
-                window=window,
-                timestamps=timestamps,
-                wall_seconds=round(elapsed, 3),
-                params={**params, "chunk": 1, "served_by": "in-process", "freshness": lag},
-                cold=cold,
+                probabilities[start:until],
+                Breakdown(window=span.window, timestamps=timestamps, cold=span.cold),
+                RunRecord(round(elapsed, 3), {**params, "chunk": 1, "served_by": "in-process", "freshness": lag}),
             )
         )
     return results

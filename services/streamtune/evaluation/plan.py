@@ -79,15 +79,20 @@ class RunPlan:
         return self.n_events - self.warmup
 
 
-def plan_run(  # noqa: PLR0913 - the options are keyword-only, each with a default
-    n_events: int,
-    *,
-    batch_size: int,
-    chunk_size: int,
-    warmup_share: float = 0.1,
-    periodic_every: int | None = None,
-    fast_chunk_size: int | None = None,
-    fast_batch_size: int | None = None,
+@dataclass(frozen=True)
+class ChunkSizes:
+    """The lock-step chunks and the batches they must be whole multiples of: the (slow) chunk
+    and its batch, the fast chunk (None: the chunk) and the fast lineages' batch (None: the
+    batch)."""
+
+    batch_size: int
+    chunk_size: int
+    fast_chunk_size: int | None = None
+    fast_batch_size: int | None = None
+
+
+def plan_run(
+    n_events: int, sizes: ChunkSizes, *, warmup_share: float = 0.1, periodic_every: int | None = None
 ) -> RunPlan:
     """Round the requested shares to the boundaries the lock-step protocol needs.
 
@@ -103,11 +108,12 @@ def plan_run(  # noqa: PLR0913 - the options are keyword-only, each with a defau
 
     Examples
     --------
-    >>> plan_run(20_000, batch_size=32, chunk_size=512, fast_chunk_size=32, fast_batch_size=8)
+    >>> plan_run(20_000, ChunkSizes(batch_size=32, chunk_size=512, fast_chunk_size=32, fast_batch_size=8))
     RunPlan(n_events=20000, warmup=1536, chunk=512, periodic_every=5120, fast_chunk=32)
     """
+    batch_size, chunk_size, fast_batch_size = sizes.batch_size, sizes.chunk_size, sizes.fast_batch_size
     _check_chunk("chunk", chunk_size, batch_size)
-    fast_chunk = fast_chunk_size or chunk_size
+    fast_chunk = sizes.fast_chunk_size or chunk_size
     _check_chunk("fast chunk", fast_chunk, fast_batch_size or batch_size)
     if chunk_size % fast_chunk:
         raise EvaluationError(

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from streamtune.evaluation.errors import EvaluationError
+from streamtune.evaluation.score_options import Breakdown, RunRecord
 from streamtune.evaluation.scoring import ContenderResult, score_contender
 
 logger = logging.getLogger(__name__)
@@ -188,11 +189,8 @@ def run_river_baselines(
             name,
             labels,
             probabilities,
-            window=window,
-            timestamps=timestamps,
-            by_year=by_year,
-            wall_seconds=elapsed,
-            params={"library": "river", "model": repr(model), "seed": seed},
+            Breakdown(window=window, timestamps=timestamps, by_year=by_year),
+            RunRecord(elapsed, {"library": "river", "model": repr(model), "seed": seed}),
         )
         logger.info(
             "%s: %d events in %.1f s, AUC %s, log-loss %s (River's LogLoss %.6f)",

@@ -32,10 +32,10 @@ from streamtune.evaluation.contenders import (
     lineages_needed,
 )
 from streamtune.evaluation.event_slice import EventSlice
-from streamtune.evaluation.in_process import in_process_results
+from streamtune.evaluation.in_process import ScoredSpan, in_process_results
 from streamtune.evaluation.periodic import PeriodicRetrainer
 from streamtune.evaluation.pipeline_driver import LockstepDriver, PipelineLayout, trainer_overrides
-from streamtune.evaluation.plan import RunPlan, plan_run
+from streamtune.evaluation.plan import ChunkSizes, RunPlan, plan_run
 from streamtune.evaluation.scoring import ContenderResult, cold_events, roc_auc
 from streamtune.evaluation.served_store import ServedStore
 
@@ -94,15 +94,8 @@ def run_evaluation(events: EventSlice, settings: Settings, config: EvaluationCon
     results: every contender scored on the whole chunks scored so far.
     """
     started = time.perf_counter()
-    plan = plan_run(
-        len(events),
-        batch_size=settings.batch_size,
-        chunk_size=config.chunk_size,
-        warmup_share=config.warmup_share,
-        periodic_every=config.periodic_every,
-        fast_chunk_size=config.fast_chunk_size,
-        fast_batch_size=config.fast_batch_size,
-    )
+    sizes = ChunkSizes(settings.batch_size, config.chunk_size, config.fast_chunk_size, config.fast_batch_size)
+    plan = plan_run(len(events), sizes, warmup_share=config.warmup_share, periodic_every=config.periodic_every)
     window = config.window or math.ceil(plan.scored / WINDOWS)
     logger.info(
         "evaluating %s on %d events: warm-up %d, chunks of %d (fast: %d), periodic retrain every %d",
@@ -118,7 +111,7 @@ def run_evaluation(events: EventSlice, settings: Settings, config: EvaluationCon
     results = [logs[name].result(scored, plan.warmup, window, cold) for name in served_names]
     in_process = [name for name in config.contenders if name in IN_PROCESS]
     if in_process:
-        results += in_process_results(events, plan, until, in_process, seed=settings.seed, window=window, cold=cold)
+        results += in_process_results(events, in_process, ScoredSpan(plan.warmup, until, window, cold), settings.seed)
     order = {name: index for index, name in enumerate(config.contenders)}
     results.sort(key=lambda result: order[result.name])
     overrides = {

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamtune.evaluation.errors import EvaluationError
+from streamtune.evaluation.score_options import Breakdown, RunRecord
 
 # Same clipping as River's LogLoss, so both report identical values on identical predictions.
 LOGLOSS_EPS = 1e-15
@@ -194,20 +195,17 @@ class ContenderResult:
         return asdict(self)
 
 
-def score_contender(  # noqa: PLR0913 - the options are keyword-only, each with a default
+def score_contender(
     name: str,
     labels: ArrayLike,
     probabilities: ArrayLike,
-    *,
-    window: int = 5000,
-    timestamps: ArrayLike | None = None,
-    by_year: bool = False,
-    wall_seconds: float | None = None,
-    params: dict[str, Any] | None = None,
-    cold: ArrayLike | None = None,
+    breakdown: Breakdown | None = None,
+    run: RunRecord | None = None,
 ) -> ContenderResult:
-    """Overall, per-window and (with ``by_year`` and timestamps) per-year scores; with ``cold``
-    (a boolean mask of the events, see :func:`cold_events`), the scores of the masked ones."""
+    """Overall scores, and those ``breakdown`` asks for (default: per window of 5000 events);
+    ``run`` is recorded as is."""
+    breakdown, run = breakdown or Breakdown(), run or RunRecord()
+    window, timestamps, by_year, cold = breakdown.window, breakdown.timestamps, breakdown.by_year, breakdown.cold
     y, p = _validated(labels, probabilities)
     if by_year and timestamps is None:
         raise EvaluationError("per-year scores need the events' timestamps")
@@ -228,8 +226,8 @@ def score_contender(  # noqa: PLR0913 - the options are keyword-only, each with 
         logloss=log_loss(y, p),
         windows=windowed_scores(y, p, window=window, timestamps=timestamps),
         years=yearly_scores(y, p, timestamps) if by_year else [],
-        wall_seconds=wall_seconds,
-        params=dict(params or {}),
+        wall_seconds=run.wall_seconds,
+        params=dict(run.params),
     )
 
 
