@@ -4,8 +4,9 @@ In one run, against real servers on loopback (each a child process):
 
 1. streamtune (``streamtune serve``, dynamic batching): throughput and p50/p99 latency of
    ``/v1/predict`` with one instance per request, at concurrency 1, 8 and 32, on each forward
-   backend (torch, torch int8, ONNX Runtime, ONNX int8), with each backend's score difference
-   to torch on the reference set it was accepted on;
+   backend (torch with its linears on oneDNN, torch's stock fp32 path, torch int8, ONNX Runtime,
+   ONNX int8), with each backend's score difference to stock torch on the reference set it was
+   accepted on;
 2. the same load at concurrency 32 while the served version changes every 2 s — two published
    versions pinned alternately through the admin API, so no trainer load confounds the figure:
    errors (non-200, or a version incoherent with the body), p99 of the whole run and of the
@@ -64,6 +65,7 @@ NAIVE_VARIANTS = {"naive": {}, "naive-1thread": {"OMP_NUM_THREADS": "1"}}
 # the text path's headline (torch) and the one measured under swaps.
 STREAMTUNE_VARIANTS = {
     "streamtune": {"STREAMTUNE_SERVE_BACKEND": "torch"},
+    "streamtune-stock": {"STREAMTUNE_SERVE_BACKEND": "torch", "STREAMTUNE_SERVE_CPU_LINEAR": "stock"},
     "streamtune-int8": {"STREAMTUNE_SERVE_QUANTIZE": "int8"},
     "streamtune-onnx": {"STREAMTUNE_SERVE_BACKEND": "onnx"},
     "streamtune-onnx-int8": {"STREAMTUNE_SERVE_BACKEND": "onnx", "STREAMTUNE_SERVE_QUANTIZE": "int8"},
