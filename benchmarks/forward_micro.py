@@ -43,7 +43,9 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.kernel:<6} {self.attention:<5} t={self.threads} rows={self.rows:<2} {self.padding:<10} {self.grad}"
+        return (
+            f"{self.kernel:<6} {self.attention:<5} t={self.threads} rows={self.rows:<2} {self.padding:<10} {self.grad}"
+        )
 
 
 def cells() -> list[Cell]:
@@ -55,8 +57,16 @@ def cells() -> list[Cell]:
         for rows in (1, 8, 32)
     ]
     variations = [
-        *(Cell(kernel, "eager", 1, rows, "longest", "inference_mode") for kernel in ("stock", "onednn") for rows in (1, 32)),
-        *(Cell(kernel, "sdpa", 1, rows, "max_length", "inference_mode") for kernel in ("stock", "onednn") for rows in (8, 32)),
+        *(
+            Cell(kernel, "eager", 1, rows, "longest", "inference_mode")
+            for kernel in ("stock", "onednn")
+            for rows in (1, 32)
+        ),
+        *(
+            Cell(kernel, "sdpa", 1, rows, "max_length", "inference_mode")
+            for kernel in ("stock", "onednn")
+            for rows in (8, 32)
+        ),
         *(Cell(kernel, "sdpa", 1, 1, "longest", "no_grad") for kernel in ("stock", "onednn")),
     ]
     return grid + variations

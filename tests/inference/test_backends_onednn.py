@@ -40,7 +40,8 @@ def test_plain_torch_serves_a_lora_version_on_onednn_with_the_stock_scores(tmp_p
     base = loader(store, tiny_model_dir).load(0)
 
     module = served.backend.module
-    assert linears(module, torch.nn.Linear) == 0 and linears(module, OneDnnLinear) == linears(stock.module, torch.nn.Linear)
+    assert linears(module, torch.nn.Linear) == 0
+    assert linears(module, OneDnnLinear) == linears(stock.module, torch.nn.Linear)
     scores = served.predict(TEXTS, CONTEXTS)
     assert scores == pytest.approx(stock.predict(TEXTS, CONTEXTS), abs=TOLERANCES["none"])
     # The merged LoRA weights are what oneDNN packed: the scores are the version's, not the base's.
