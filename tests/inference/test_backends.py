@@ -58,7 +58,7 @@ def test_a_backend_outside_its_tolerance_is_refused_and_the_version_serves_on_to
     publish_perturbed_version(store, tiny_model_dir, seed=4)
     metrics = ServingMetrics()
     # int8 weights never reproduce fp32 exactly: with no tolerance at all they must be refused.
-    chooser = BackendChooser(BackendSpec("torch", "int8"), metrics, CPU, tolerance=0.0)
+    chooser = BackendChooser(BackendSpec("torch", "int8", tolerance=0.0), metrics, CPU)
     served = loaded(store, tiny_model_dir, 1, chooser)
 
     assert served.backend is not None and served.backend.name == "torch"

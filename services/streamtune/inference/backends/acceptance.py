@@ -49,7 +49,7 @@ class Agreement:
 
 
 def tolerance_for(spec: BackendSpec) -> float:
-    return TOLERANCES[spec.quantize]
+    return TOLERANCES[spec.quantize] if spec.tolerance is None else spec.tolerance
 
 
 def compare(candidate: Backend, reference: Backend, batches: list[Features], tolerance: float) -> Agreement:

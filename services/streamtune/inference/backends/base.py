@@ -24,10 +24,13 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """The backend the settings ask for (``STREAMTUNE_SERVE_BACKEND``, ``STREAMTUNE_SERVE_QUANTIZE``)."""
+    """The backend the settings ask for (``STREAMTUNE_SERVE_BACKEND``, ``STREAMTUNE_SERVE_QUANTIZE``),
+    and the largest score difference to torch it may show at load (None: the one for its
+    quantisation, :data:`~streamtune.inference.backends.acceptance.TOLERANCES`)."""
 
     kind: Literal["torch", "onnx"] = "torch"
     quantize: Literal["none", "int8"] = "none"
+    tolerance: float | None = None
 
     @property
     def name(self) -> str:

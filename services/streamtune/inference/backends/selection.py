@@ -38,9 +38,9 @@ Encoder = Callable[[Sequence[str], Sequence[str | None]], list[Features]]
 
 
 class BackendChooser:
-    """Builds each loaded version's backend per ``spec``; ``threads`` sizes ONNX Runtime's pool,
-    ``tolerance`` overrides the spec's (:data:`~streamtune.inference.backends.acceptance.TOLERANCES`);
-    ``onednn`` runs plain torch's linear layers on oneDNN on CPU (where this torch has it).
+    """Builds each loaded version's backend per ``spec`` (accepted within its tolerance);
+    ``threads`` sizes ONNX Runtime's pool; ``onednn`` runs plain torch's linear layers on
+    oneDNN on CPU (where this torch has it).
 
     A combination that cannot run on ``device`` is a :class:`ConfigurationError` here, at
     start-up, not a refusal of every version later.
@@ -53,11 +53,10 @@ class BackendChooser:
         device: torch.device,
         *,
         threads: int | None = None,
-        tolerance: float | None = None,
         onednn: bool = True,
     ) -> None:
         self.spec = spec
-        self.tolerance = tolerance_for(spec) if tolerance is None else tolerance
+        self.tolerance = tolerance_for(spec)
         self._metrics = metrics
         self._device = device
         self._threads = threads or torch.get_num_threads()
