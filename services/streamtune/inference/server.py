@@ -47,7 +47,11 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
         forward_plan(settings.serve_threads, settings.serve_workers, device.type == "cuda", python_bound=hybrid)
     )
     backends = BackendChooser(
-        BackendSpec(settings.serve_backend, settings.serve_quantize), metrics, device, threads=plan.threads
+        BackendSpec(settings.serve_backend, settings.serve_quantize),
+        metrics,
+        device,
+        threads=plan.threads,
+        onednn=settings.serve_cpu_linear == "onednn",
     )
     base_model = resolve_base_model(settings.base_model)
     logger.info("serving on %s from store %s (base model %s)", describe(device), store.location, base_model)
