@@ -9,8 +9,10 @@ partition's share of the trained advance against its share of the events (fairne
 the events the final version covers, how many were lost or trained twice (the lineage audit).
 
 ``--overload X`` first measures the server's capacity (closed loop) and its unloaded latency
-(a light open loop), then offers X times that capacity for the rest of the run: goodput against
-capacity, p99 of successes against the unloaded p99, and the shed rate and shed answer times.
+(a light open loop), then offers X times that capacity for the rest of the run, then measures
+capacity again: goodput against capacity, p99 of successes against the unloaded p99, the shed
+rate and shed answer times, and per phase the server's worker utilisation and rows per busy
+second (:mod:`benchmarks.soak_overload`).
 
 Usage: ``python -m benchmarks.soak --minutes 10 --events-per-s 60 --requests-per-s 20
 [--kill trainer,server --kills 5 --kill-every 40] [--overload 2] [--quick]``.
@@ -35,6 +37,7 @@ from benchmarks.harness import (
 )
 from benchmarks.soak_kills import Killer, kill_report, readiness_probes
 from benchmarks.soak_load import EventProducer, PredictLoad
+from benchmarks.soak_overload import ServerWork, after_overload, overload_phases, overload_ratios
 from benchmarks.soak_probe import (
     bucket_quantile,
     directory_bytes,
@@ -48,7 +51,7 @@ from benchmarks.soak_probe import (
     status_buckets,
     trained_offsets,
 )
-from benchmarks.soak_report import exactly_once, overload_ratios, summary_table, swap_latencies
+from benchmarks.soak_report import exactly_once, summary_table, swap_latencies
 from streamtune.checkpoints import CheckpointStore
 from streamtune.config import Settings
 from streamtune.evaluation.children import free_port
@@ -140,25 +143,6 @@ class Observer:
         }
 
 
-def measure_capacity(load: PredictLoad, seconds: float, instances: int) -> dict[str, Any]:
-    """Goodput with a closed loop keeping 8 requests in flight: the server's capacity."""
-    load.concurrency = 8
-    time.sleep(3)  # warm
-    start, first = time.monotonic(), len(load.outcomes)
-    time.sleep(seconds)
-    stats = predict_stats(load.outcomes[first:], time.monotonic() - start, instances)
-    load.set_rate(0)
-    time.sleep(1)
-    return stats
-
-
-def measure_open_loop(load: PredictLoad, rate: float, seconds: float, instances: int) -> dict[str, Any]:
-    load.set_rate(rate)
-    start, first = time.monotonic(), len(load.outcomes)
-    time.sleep(seconds)
-    return predict_stats(load.outcomes[first:], time.monotonic() - start, instances)
-
-
 def run(args: Any, work_dir: Path, base_model: str) -> dict[str, Any]:
     settings = stack_settings(work_dir, base_model, args)
     stack = start_stack(settings, work_dir / "up.log")
@@ -169,7 +153,8 @@ def run(args: Any, work_dir: Path, base_model: str) -> dict[str, Any]:
     try:
         producer.start()
         load.start()
-        phases = overload_phases(args, load) if args.overload else {}
+        work = ServerWork(f"http://{HOST}:{settings.http_port}/metrics")
+        phases = overload_phases(args, load, work) if args.overload else {}
         load.set_rate(args.requests_per_s)
         started, first = time.monotonic(), len(load.outcomes)
         if args.kill:
@@ -187,6 +172,7 @@ def run(args: Any, work_dir: Path, base_model: str) -> dict[str, Any]:
             observer.sample()
         if args.overload:
             phases["overloaded"] = predict_stats(load.outcomes[first:], time.monotonic() - started, args.instances)
+            after_overload(phases, load, work, args)
         final = wind_down(args, load, producer, killer, observer)
     finally:
         load.halt.set()
@@ -221,17 +207,6 @@ def run(args: Any, work_dir: Path, base_model: str) -> dict[str, Any]:
             }
         )
     return result
-
-
-def overload_phases(args: Any, load: PredictLoad) -> dict[str, Any]:
-    """Capacity (closed loop), then unloaded latency (open loop at a fifth of it); sets the
-    overload's request rate."""
-    phases = {"capacity": measure_capacity(load, args.phase_s, args.instances)}
-    capacity_rps = phases["capacity"]["ok"] / args.phase_s
-    phases["unloaded"] = measure_open_loop(load, max(1.0, 0.2 * capacity_rps), args.phase_s, args.instances)
-    args.requests_per_s = args.overload * capacity_rps
-    print(f"capacity {phases['capacity']}\nunloaded {phases['unloaded']}", flush=True)
-    return phases
 
 
 def wind_down(

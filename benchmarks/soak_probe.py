@@ -20,12 +20,16 @@ SHED = (429, 503)  # deliberate refusals with Retry-After, not failures
 
 
 def stack_processes(supervisor_pid: int) -> dict[str, psutil.Process]:
-    """The supervisor and its children by role: broker, trainer, server."""
+    """The supervisor and its children by role: broker, trainer, server, standby (the warm
+    spare server). The server is the oldest serving process: a spare is only ever started
+    after the server it stands in for, and taking one over leaves it the only one."""
     root = psutil.Process(supervisor_pid)
     roles = {"supervisor": root}
+    servers = []
     for child in root.children(recursive=False):
         try:
             command = " ".join(child.cmdline())
+            started = child.create_time()
         except psutil.Error:
             continue
         if "tansu" in command or "broker" in command:
@@ -33,7 +37,9 @@ def stack_processes(supervisor_pid: int) -> dict[str, psutil.Process]:
         elif command.endswith(" train") or " train " in command:
             roles["trainer"] = child
         elif command.endswith(" serve") or " serve " in command:
-            roles["server"] = child
+            servers.append((started, child.pid, child))
+    for role, (_, _, child) in zip(("server", "standby"), sorted(servers), strict=False):
+        roles[role] = child
     return roles
 
 

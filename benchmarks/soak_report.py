@@ -57,16 +57,6 @@ def exactly_once(store: CheckpointStore, producer: EventProducer, partitions: in
     }
 
 
-def overload_ratios(overload: dict[str, Any]) -> dict[str, Any]:
-    capacity, unloaded, loaded = overload["capacity"], overload["unloaded"], overload.get("overloaded", {})
-    if not loaded or not capacity["goodput_rows_per_s"] or not unloaded["p99_ms"] or not loaded.get("p99_ms"):
-        return {}
-    return {
-        "goodput_over_capacity": round(loaded["goodput_rows_per_s"] / capacity["goodput_rows_per_s"], 3),
-        "p99_over_unloaded_p99": round(loaded["p99_ms"] / unloaded["p99_ms"], 2),
-    }
-
-
 def summary_table(result: dict[str, Any]) -> str:
     predict, fair = result["predict_whole_run"], result["fairness_over_run"]
     rows = [

@@ -119,11 +119,13 @@ def test_killed_children_come_back_and_the_broker_keeps_every_event(settings, tm
         assert probe.successes > 0
         assert time.monotonic() - killed < 90
 
-        # The server dies: predict fails only until the new one is ready.
+        # The server dies: its warm spare takes over; predict fails only until it is ready.
         server = _pid(stack.log(), "server")
+        wait_for(lambda: "warm spare ready" in stack.log(), 120, what="the warm spare started up")
         os.kill(server, signal.SIGKILL)
         wait_for(lambda: _pid(stack.log(), "server", after=server), 15, what="a new server")
         wait_for(lambda: stack.log().count("server is ready") >= 2, 60, what="the new server ready")
+        assert "its warm spare took over" in stack.log()
         served_again = probe.successes
         wait_for(lambda: probe.successes > served_again + 5, 30, what="predict answering again")
         assert _restarts(settings.supervisor_metrics_port) == {"trainer": 1.0, "server": 1.0}
@@ -131,7 +133,7 @@ def test_killed_children_come_back_and_the_broker_keeps_every_event(settings, tm
     finally:
         probe.halt.set()
         status = stack.stop(timeout_s=60)
-    children = [int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", stack.log())]
+    children = [int(pid) for pid in re.findall(r"started (?:a warm spare )?\w+ \(pid (\d+)\)", stack.log())]
     assert status == 0, stack.log()[-3000:]
     assert not any(_alive(pid) for pid in children)
 

@@ -148,6 +148,9 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     forget.set_defaults(handler=_forget)
 
     serve = commands.add_parser("serve", help="run the inference server")
+    serve.add_argument(
+        "--standby", action="store_true", help="(used by `streamtune up`) start up, then wait for 'go' on stdin"
+    )
     serve.set_defaults(handler=_serve)
 
     broker = commands.add_parser("broker", help="run the embedded Kafka-compatible broker alone")
@@ -164,11 +167,21 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     # The processes `streamtune up` (re)starts skip importing the demo, dataset and evaluation
     # commands: about a second of CPU at every restart, several on loaded cores.
-    words = sys.argv[1:] if argv is None else argv
-    if not _SUPERVISED_COMMANDS.intersection(words[-1:]):  # they end their command line
+    if _command_word(sys.argv[1:] if argv is None else argv) not in _SUPERVISED_COMMANDS:
         _add_optional_commands(commands)
     _add_common_options_to_commands(parser)
     return parser
+
+
+def _command_word(words: list[str]) -> str | None:
+    """The sub-command named on a command line (the values of the common options skipped)."""
+    words = iter(words)
+    for word in words:
+        if word in ("--config", "--log-level"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
@@ -263,7 +276,7 @@ def _forget(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from streamtune.inference.server import serve
 
-    serve(_settings(args))
+    serve(_settings(args), standby=args.standby)
     return 0
 
 

@@ -91,7 +91,12 @@ def _children(
     return [
         SupervisedChild(
             name,
-            ChildLaunch([*command, "train" if name == "trainer" else "serve"], env, probe),
+            ChildLaunch(
+                [*command, "train" if name == "trainer" else "serve"],
+                env,
+                probe,
+                standby=name == "server" and settings.restart_warm_spare,
+            ),
             policy,
             metrics.child_restarts.labels(child=name),
             metrics.child_up.labels(child=name),

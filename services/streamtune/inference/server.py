@@ -32,6 +32,7 @@ from streamtune.modeling.base import resolve_base_model
 from streamtune.modeling.device import describe, select_device
 from streamtune.modeling.hybrid.text_embeddings import SentenceEncoder
 from streamtune.privacy.pseudonyms import Pseudonymiser
+from streamtune.supervision.standby import wait_for_go
 
 logger = logging.getLogger(__name__)
 
@@ -101,12 +102,19 @@ def build_app(settings: Settings, metrics: ServingMetrics | None = None) -> Fast
     return create_app(parts, ApiOptions.from_settings(settings))
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, standby: bool = False) -> None:
+    """Build the app and serve it; on ``standby`` (a warm spare of `streamtune up`) wait after
+    the slow part of the start for the supervisor's word (:mod:`streamtune.supervision.standby`)."""
     app = build_app(settings)
     # Everything imported so far (torch, transformers: millions of objects) lives as long as the
     # process; frozen, the collector stops re-scanning it, and a full collection under load no
     # longer stalls every request in flight (measured: ~1 s stalls every ~5 s at 400 req/s).
     gc.freeze()
+    if standby:
+        logger.info("warm spare ready: waiting to replace the server")
+        if not wait_for_go():
+            return
+        logger.info("warm spare taking over as the server")
     # log_config=None: uvicorn's records go to the handler the entry point configured (text or JSON).
     uvicorn.run(
         app,

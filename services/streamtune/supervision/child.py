@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge
 
 from streamtune.supervision.policy import CrashLoopError, RestartPolicy, RestartTracker
+from streamtune.supervision.standby import Spare
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +30,15 @@ class ChildLaunch:
     """How to start a child and tell that it serves.
 
     ``ready`` probes whether the running child serves (e.g. its ``/readyz`` answers 200); it is
-    called from the supervisor's loop and must return quickly.
+    called from the supervisor's loop and must return quickly. With ``standby`` a warm spare
+    (:mod:`streamtune.supervision.standby`) is kept once the child is ready, and replaces it
+    when it dies.
     """
 
     command: Sequence[str]
     env: dict[str, str]
     ready: Callable[[], bool]
+    standby: bool = False
 
 
 class SupervisedChild:
@@ -58,18 +62,21 @@ class SupervisedChild:
         self._started_at = 0.0
         self._next_probe = 0.0
         self._restart_at: float | None = None
+        self._spare = Spare(name, self._command, self._env) if launch.standby else None
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self._command, env=self._env)
+        """Start the child: the warm spare if one is up, else a new process."""
+        spare = self._spare.take() if self._spare is not None else None
+        self.process = spare or subprocess.Popen(self._command, env=self._env)
         self._started_at = time.monotonic()
         self._next_probe = 0.0
         self._restart_at = None
         self.ready = False
-        logger.info("started %s (pid %d)", self.name, self.process.pid)
+        logger.info("started %s (pid %d)%s", self.name, self.process.pid, ": its warm spare took over" if spare else "")
 
     def check(self, now: float) -> None:
         """Follow the child one step: probe readiness, notice an exit, restart when due.
@@ -86,12 +93,16 @@ class SupervisedChild:
         status = self.process.poll()
         if status is None:
             self._probe(now)
+            if self.ready and self._spare is not None:
+                self._spare.launch()  # only once the child is ready: it does not slow that start
             return
         self._on_exit(status, now)
 
     def stop(self, grace_s: float) -> None:
         """SIGTERM, then SIGKILL after ``grace_s``; no restart follows."""
         self._restart_at = None
+        if self._spare is not None:
+            self._spare.stop(grace_s)
         process = self.process
         self._up.set(0)
         if process is None or process.poll() is not None:
