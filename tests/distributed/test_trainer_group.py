@@ -92,6 +92,7 @@ def test_two_ranks_train_every_event_exactly_once(group_settings, tmp_path):
     _assert_at_the_end(group_settings, store)
 
 
+@pytest.mark.timeout(900)
 def test_sigkill_of_a_rank_five_times_loses_and_repeats_nothing(group_settings, tmp_path):
     kills = 5
     stream = crash_stream(events=300, holdout_share=group_settings.holdout_share, seed=7)
@@ -120,6 +121,7 @@ def test_sigkill_of_a_rank_five_times_loses_and_repeats_nothing(group_settings, 
     _assert_at_the_end(group_settings, store)
 
 
+@pytest.mark.timeout(600)
 def test_a_lineage_of_two_ranks_resumes_with_three(group_settings, tmp_path):
     stream = crash_stream(events=240, holdout_share=group_settings.holdout_share, seed=9)
     store = CheckpointStore(group_settings.checkpoint_dir)

@@ -73,8 +73,40 @@ def join_group(info: RankInfo, device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(
-        backend_for(device), rank=info.rank, world_size=info.world_size, timeout=_COLLECTIVE_TIMEOUT
+        backend_for(device),
+        store=_attempt_store(info),
+        rank=info.rank,
+        world_size=info.world_size,
+        timeout=_COLLECTIVE_TIMEOUT,
     )
+
+
+def _attempt_store(info: RankInfo) -> dist.Store:
+    """The rendezvous store, its keys under this restart's own prefix.
+
+    torchrun's agent keeps one store across restarts of the group; the process group's keys
+    (each rank's gloo address) would outlive a killed rank, and a restarted peer reading the
+    dead rank's address before the new rank wrote its own fails to connect.
+    """
+    agent_hosts_it = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(
+        os.environ.get("MASTER_ADDR", "127.0.0.1"),
+        int(os.environ.get("MASTER_PORT", "29500")),
+        info.world_size,
+        is_master=info.leader and not agent_hosts_it,
+        timeout=_COLLECTIVE_TIMEOUT,
+    )
+    return dist.PrefixStore(f"streamtune/attempt-{attempt_number()}", store)
+
+
+def attempt_number(environ: dict[str, str] | None = None) -> int:
+    """How many times torchrun has restarted the group (0 for its first start).
+
+    >>> attempt_number({"TORCHELASTIC_RESTART_COUNT": "3"}), attempt_number({})
+    (3, 0)
+    """
+    env = os.environ if environ is None else environ
+    return int(env.get("TORCHELASTIC_RESTART_COUNT", 0))
 
 
 def leave_group() -> None:
