@@ -58,6 +58,7 @@ from streamtune.kafka.clients import ensure_topics, make_producer
 NAME = "freshness"
 POLL_INTERVAL_S = 0.05
 GOALS_S = {"p50": 5.0, "p99": 15.0}
+HYBRID_GOALS_S = {"p99": 2.0}  # issue 14: ms-long steps and deltas, at 100 events/s
 QUANTILES = {"p50": 50, "p95": 95, "p99": 99}
 
 
@@ -156,6 +157,16 @@ def freshness_of(stream: Stream, sightings: Sightings) -> list[float]:
     return values
 
 
+def stream_events(args: Any, count: int) -> list[dict[str, Any]]:
+    """``--events catalogue`` (the hybrid's default): items whose texts repeat, as real items'
+    do, so the text cache works as in production; ``synthetic``: a new text for every event."""
+    if args.events == "catalogue" or (args.events is None and args.model_kind == "hybrid"):
+        from benchmarks.hybrid_training import catalogue_events
+
+        return catalogue_events(count, seed=int(time.time()))
+    return synthetic_events(count)
+
+
 def run_stream(args: Any, work_dir: Path, base_model: str) -> dict[str, Any]:
     with embedded_broker(work_dir) as bootstrap:
         # A setting not given keeps the model family's default (the hybrid's are its own).
@@ -198,7 +209,7 @@ def measure(args: Any, settings: Settings, children: tuple[ChildService, ChildSe
     client.wait_for_model(lambda version, _: True, 300, "the server to load the base model", alive)
     capacity = int(args.rate * (args.warmup + args.seconds + args.drain + 120))
     stream, sightings = Stream(), Sightings()
-    producer = SteadyProducer(settings, synthetic_events(capacity), args.rate, stream)
+    producer = SteadyProducer(settings, stream_events(args, capacity), args.rate, stream)
     poller = Poller(ServerClient(settings.http_port, timeout_s=30), sightings)
     producer.start()
     poller.start()
@@ -267,6 +278,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--publish-max-delay-ms", type=int, default=None, help="fold waiting batches into one version (default: off)"
     )
     parser.add_argument("--model-kind", default="text", help="STREAMTUNE_MODEL_KIND (text or hybrid)")
+    parser.add_argument(
+        "--events",
+        choices=["synthetic", "catalogue"],
+        default=None,
+        help="synthetic: a new text per event; catalogue: 500 items whose texts repeat (default for hybrid)",
+    )
     parser.add_argument("--lora-layers", type=int, default=None, help="adapt only the top N layers (default: all)")
     args = parser.parse_args(argv)
     args.rate = args.rate or (20.0 if args.quick else 40.0)
@@ -278,7 +295,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = run_stream(args, work_dir, base_model)
 
     fresh, server = result["freshness_s"], result["server_histogram_s"]
-    goals_met = {name: fresh[name] <= goal for name, goal in GOALS_S.items()}
+    goals = HYBRID_GOALS_S if args.model_kind == "hybrid" else GOALS_S
+    goals_met = {name: fresh[name] <= goal for name, goal in goals.items()}
     rows = [
         ("per event, measured by the client", *(round(fresh[name], 2) for name in QUANTILES), round(fresh["max"], 2)),
         (
@@ -299,8 +317,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"publish {(trainer['publish_mean_s'] or 0) * 1000:.0f} ms, "
         f"server swap {(result['server']['swap_mean_s'] or 0) * 1000:.0f} ms"
         f"\nX-Data-Watermark-Ms of a prediction at the end: {result['watermark_header_ms']}"
-        f"\ngoals: p50 ≤ {GOALS_S['p50']:g} s {'met' if goals_met['p50'] else 'NOT met'}, "
-        f"p99 ≤ {GOALS_S['p99']:g} s {'met' if goals_met['p99'] else 'NOT met'}"
+        + "\ngoals: "
+        + ", ".join(f"{name} ≤ {goal:g} s {'met' if goals_met[name] else 'NOT met'}" for name, goal in goals.items())
     )
     payload = {
         "settings": {
@@ -314,9 +332,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "lora_layers": args.lora_layers,
             "publish_max_delay_ms": args.publish_max_delay_ms,
             "model_kind": args.model_kind,
+            "events": args.events or ("catalogue" if args.model_kind == "hybrid" else "synthetic"),
         },
         **result,
-        "goals_s": GOALS_S,
+        "goals_s": goals,
         "goals_met": goals_met,
     }
     write_result(args.out, NAME, started_machine, payload, table)

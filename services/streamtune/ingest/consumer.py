@@ -137,8 +137,15 @@ class EventIngestor(threading.Thread):
         self._serve_rewinds()
         while self._waiting and self._handoff.offer(self._waiting[0]):
             self._waiting.pop(0)
-        due_in = self._batcher.seconds_until_due(busy=self._handoff.busy())
-        timeout = _IDLE_POLL_S if due_in is None else min(due_in, _IDLE_POLL_S)
+        if self._waiting:
+            # Nothing can be cut before the trainer takes a batch: sleep until it does, rather
+            # than spin through empty polls that take the training thread's GIL.
+            if self._handoff.offer(self._waiting[0], timeout_s=_IDLE_POLL_S):
+                self._waiting.pop(0)
+            timeout = 0.0
+        else:
+            due_in = self._batcher.seconds_until_due(busy=self._handoff.busy())
+            timeout = _IDLE_POLL_S if due_in is None else min(due_in, _IDLE_POLL_S)
         # While paused, poll() still serves the group protocol and delivers no records.
         for message in self._consumer.consume(num_messages=self._config.batch_size, timeout=timeout):
             self._handle(message)

@@ -36,10 +36,14 @@ class BatchHandoff:
         """Whether the trainer has work in hand: a step running or batches queued."""
         return self._step_lock.locked() or not self._queue.empty()
 
-    def offer(self, batch: TrainingBatch) -> bool:
-        """Queue a batch; False when full (the caller pauses consumption and retries)."""
+    def offer(self, batch: TrainingBatch, timeout_s: float = 0.0) -> bool:
+        """Queue a batch, waiting up to ``timeout_s`` for room; False when still full (the
+        caller pauses consumption and retries)."""
         try:
-            self._queue.put_nowait(batch)
+            if timeout_s > 0:
+                self._queue.put(batch, timeout=timeout_s)
+            else:
+                self._queue.put_nowait(batch)
         except queue.Full:
             return False
         return True
