@@ -24,6 +24,10 @@ class KafkaSettings(BaseSettings):
     # partitions assigned in seconds, and a dead trainer noticed quickly.
     kafka_session_timeout_ms: int = Field(default=6000, ge=1000)
     kafka_heartbeat_interval_ms: int = Field(default=500, ge=100)
+    # How long a consumer's fetch may wait on the broker for records. librdkafka's 500 ms is
+    # fine where the broker answers as soon as records arrive; the embedded broker (Tansu) does
+    # not, so an event or a version announcement arrived ~77 ms late (7 ms at 10 ms, measured).
+    kafka_fetch_wait_max_ms: int = Field(default=10, ge=1, le=500)
     kafka_security_protocol: str | None = None
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None

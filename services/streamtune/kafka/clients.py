@@ -96,6 +96,7 @@ class RenewableProducer:
 def make_consumer(settings: Settings, group_id: str, **overrides: object) -> Consumer:
     """A consumer that never commits on its own: offsets are committed by the caller."""
     config: dict[str, object] = {
+        "fetch.wait.max.ms": settings.kafka_fetch_wait_max_ms,  # STREAMTUNE_KAFKA_EXTRA may override
         **client_config(settings),
         "group.id": group_id,
         "enable.auto.commit": False,
