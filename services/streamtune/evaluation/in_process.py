@@ -33,10 +33,10 @@ class ScoredSpan:
 def in_process_results(events: EventSlice, names: Sequence[str], span: ScoredSpan, seed: int) -> list[ContenderResult]:
     """Score each contender in ``names`` (``popularity``, ``river_*``; seeded with ``seed``)
     on ``span``."""
-    start, until = span.start, span.stop
     from streamtune.evaluation.popularity import popularity_probabilities
     from streamtune.evaluation.river_baselines import build_model, prequential_probabilities
 
+    start, until = span.start, span.stop
     scored = events.events[start:until]
     labels = np.fromiter((int(e.label) for e in scored), dtype=np.int8, count=len(scored))
     timestamps = [e.ts_ms or 0 for e in scored]
