@@ -65,7 +65,7 @@ def _train(settings: Settings, ranks: int, records: int, log: Path) -> dict[str,
     return {"ranks": ranks, "examples_per_s": rate, "versions": versions}
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argument_parser(__doc__.splitlines()[0], NAME)
     parser.add_argument("--events", type=int, default=None, help="events in the stream (default 1200; quick 240)")
     args = parser.parse_args(argv)
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         "runs": runs,
     }
     write_result(args.out, NAME, started, payload, table)
+    return payload
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 BENCHMARKS = (
     *("ingest", "publish_swap", "hybrid_delta_swap", "store_backends", "pipeline_efficiency", "hybrid_training"),
     "freshness",
+    "distributed_training",
     *("serving", "serving_hybrid", "soak"),
 )
 # The soak in `make bench`: 3 minutes of the whole stack at about twice what the trainer sustains
@@ -143,6 +144,11 @@ def serving_hybrid_headline(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def distributed_training_headline(result: dict[str, Any]) -> dict[str, Any]:
+    """Examples/s of 2 ranks × 1 thread against 1 rank × 1 thread, same stream, same run."""
+    return {key: _round(value, 2) for key, value in result["results"].items()}
+
+
 HEADLINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "serving": serving_headline,
     "serving_hybrid": serving_hybrid_headline,
@@ -154,6 +160,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "publish_swap": publish_swap_headline,
     "hybrid_delta_swap": hybrid_delta_swap_headline,
     "store_backends": store_backends_headline,
+    "distributed_training": distributed_training_headline,
 }
 
 

@@ -30,7 +30,7 @@ and is retried after the next batch, or after a few seconds when idle. Requests 
 (``streamtune forget``) are applied between batches and to every version loaded later.
 
 Not supported: several trainers writing one store (publishing checks LATEST under the store's
-lock, so a second writer's versions are refused, not interleaved), multi-GPU.
+lock, so a second writer's versions are refused, not interleaved); for several ranks see :mod:`streamtune.distributed`.
 """
 
 from __future__ import annotations
