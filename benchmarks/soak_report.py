@@ -37,7 +37,9 @@ def swap_latencies(store: CheckpointStore, load: PredictLoad) -> list[tuple[floa
 
 
 def exactly_once(store: CheckpointStore, producer: EventProducer, partitions: int, holdout: float) -> dict:
-    """Among the events the newest version covers: lost (never trained) and trained twice."""
+    """Among the events the newest version covers: lost (neither trained nor accounted for),
+    trained twice, and discarded (trained into candidates the quality gate refused; the trainer
+    went back to the published weights and the lineage records each such event by id)."""
     offsets = trained_offsets(store)
     covered = {
         event_id
@@ -49,11 +51,13 @@ def exactly_once(store: CheckpointStore, producer: EventProducer, partitions: in
     trained = Counter(audit.trained)
     if not audit.complete:  # retention pruned the lineage (runs without kills): nothing to audit
         return {"lineage_complete": False, "events_covered": len(covered), "lost": None, "trained_twice": None}
+    discarded = expected & set(audit.discarded)
     return {
         "lineage_complete": True,
         "events_covered": len(covered),
-        "lost": len(expected - set(trained)),
+        "lost": len(expected - set(trained) - discarded),
         "trained_twice": sum(1 for count in trained.values() if count > 1),
+        "discarded_by_the_gate": len(discarded - set(trained)),
     }
 
 

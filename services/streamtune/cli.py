@@ -17,6 +17,7 @@ from pathlib import Path
 from streamtune.config import Settings, load_settings
 from streamtune.errors import ConfigurationError, StreamtuneError
 from streamtune.logs import configure_logging
+from streamtune.memory_trim import start_periodic_trim
 from streamtune.preflight import (
     missing_dependency_message,
     require_free_disk,
@@ -227,6 +228,7 @@ def _train(args: argparse.Namespace) -> int:
     if rank.distributed:  # a rank started by torchrun
         return launch.train_rank(settings, rank, stop, args.bootstrap)
     trainer = TrainerService(settings)
+    start_periodic_trim()  # freed tensor buffers back to the system (see memory_trim)
     start_http_server(settings.trainer_metrics_port, addr=settings.http_host, registry=trainer.metrics.registry)
     trainer.setup()
     if args.bootstrap is not None:
@@ -276,6 +278,7 @@ def _forget(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from streamtune.inference.server import serve
 
+    start_periodic_trim()  # freed tensor buffers back to the system (see memory_trim)
     serve(_settings(args), standby=args.standby)
     return 0
 

@@ -111,7 +111,9 @@ def _supervise(
     announced = False
     while not stop.wait(_LOOP_INTERVAL_S):
         now = time.monotonic()
+        everyone_ready = all(child.ready for child in children)
         for child in children:
+            child.spare_may_start = everyone_ready
             try:
                 child.check(now)
             except CrashLoopError as error:

@@ -63,6 +63,9 @@ class SupervisedChild:
         self._next_probe = 0.0
         self._restart_at: float | None = None
         self._spare = Spare(name, self._command, self._env) if launch.standby else None
+        # Set by the supervisor: a spare starts only while no other child is starting, so its
+        # imports never slow another child's restart.
+        self.spare_may_start = True
 
     @property
     def pid(self) -> int | None:
@@ -93,7 +96,7 @@ class SupervisedChild:
         status = self.process.poll()
         if status is None:
             self._probe(now)
-            if self.ready and self._spare is not None:
+            if self.ready and self.spare_may_start and self._spare is not None:
                 self._spare.launch()  # only once the child is ready: it does not slow that start
             return
         self._on_exit(status, now)
