@@ -235,10 +235,10 @@ class DynamicBatcher:
             self._score_live(batch)
         finally:
             rows = sum(request.rows for request in batch)
-            with self._ready:
-                self._scoring_rows -= rows
             busy = time.perf_counter() - started
-            self.rate.record(rows, busy)
+            with self._ready:  # the rate is read under the lock by admission
+                self._scoring_rows -= rows
+                self.rate.record(rows, busy)
             self._metrics.inference_busy_seconds.inc(busy)
             if self.rows_per_second is not None:
                 self._metrics.inference_rows_per_second.set(self.rows_per_second)
