@@ -14,8 +14,10 @@ Criteria — the candidate must be "not worse" than both the published and the r
   "Less vulnerable confidence and significance procedures for location based on a single
   sample", Sankhyā A 25, 1963; Wilcox, "Introduction to Robust Estimation and Hypothesis
   Testing", ch. 3).
-* ROC AUC (when both classes are present): ``candidate >= baseline - auc_tolerance`` — ranking,
-  blind to calibration.
+* ROC AUC (when both classes are present): ``candidate >= baseline - auc_tolerance - noise`` —
+  ranking, blind to calibration. ``noise`` is ``noise_z`` standard errors of the paired AUC
+  difference on the window (DeLong; :mod:`streamtune.trainer.gate.noise`), so two equally good
+  versions that rank a small window differently by chance are not told apart as "worse".
 
 The tolerance absorbs the noise of comparing two nearly equal models. Measured from the
 published version alone it would renew at every publish and allow a staircase down (each step
@@ -40,6 +42,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streamtune.trainer.gate.noise import paired_auc_standard_error
+
+# Standard errors of the paired AUC difference a candidate may rank worse by, beyond the AUC
+# tolerance, before the window counts as evidence against it (about 2.3 % one-sided).
+NOISE_Z = 2.0
+
 
 @dataclass(frozen=True)
 class Score:
@@ -47,6 +55,10 @@ class Score:
 
     losses: np.ndarray
     auc: float | None = None
+    # DeLong's per-example AUC components and which examples are positive (see
+    # :mod:`streamtune.trainer.gate.noise`): with them the AUC rule allows for the window's noise.
+    placements: np.ndarray | None = None
+    positive: np.ndarray | None = None
 
     @property
     def loss(self) -> float:
@@ -99,6 +111,9 @@ class QualityGate:
     difference +0.0500 / +0.0500 (tolerance 0.0100) on 20 examples: rejection 1 of 2
     """
 
+    # Standard errors of noise the AUC rule allows (0: a fixed tolerance, as before DeLong).
+    noise_z: float = NOISE_Z
+
     def __init__(self, tolerance: float, auc_tolerance: float, trim: float, min_examples: int, patience: int) -> None:
         if tolerance < 0 or auc_tolerance < 0 or not 0 <= trim < 0.5 or min_examples < 1 or patience < 1:
             raise ValueError("tolerances must be >= 0, 0 <= trim < 0.5, min_examples and patience >= 1")
@@ -129,8 +144,8 @@ class QualityGate:
         passed = (
             against_published <= self.tolerance
             and against_reference <= self.tolerance
-            and _ranks_as_well(candidate, published, self.auc_tolerance)
-            and _ranks_as_well(candidate, reference, self.auc_tolerance)
+            and _ranks_as_well(candidate, published, self.auc_tolerance, self.noise_z)
+            and _ranks_as_well(candidate, reference, self.auc_tolerance, self.noise_z)
         )
         if passed:
             self.rejections_in_a_row = 0
@@ -147,10 +162,13 @@ class QualityGate:
         self.rejections_in_a_row = 0
 
 
-def _ranks_as_well(candidate: Score, baseline: Score, tolerance: float) -> bool:
-    if _known(candidate.auc) and _known(baseline.auc):
-        return candidate.auc >= baseline.auc - tolerance
-    return True
+def _ranks_as_well(candidate: Score, baseline: Score, tolerance: float, noise_z: float) -> bool:
+    if not (_known(candidate.auc) and _known(baseline.auc)):
+        return True
+    noise = 0.0
+    if candidate.placements is not None and baseline.placements is not None and candidate.positive is not None:
+        noise = noise_z * paired_auc_standard_error(candidate.placements, baseline.placements, candidate.positive)
+    return candidate.auc >= baseline.auc - tolerance - noise
 
 
 def _known(value: float | None) -> bool:

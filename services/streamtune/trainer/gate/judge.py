@@ -22,6 +22,7 @@ from streamtune.metrics import TrainerMetrics
 from streamtune.modeling.family import ModelFamily
 from streamtune.trainer.gate.decision import GateDecision, QualityGate, Score
 from streamtune.trainer.gate.holdout import HoldoutWindow
+from streamtune.trainer.gate.noise import auc_placements
 from streamtune.trainer.monitor.rolling_score import trainer_auc, trainer_log_losses
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class Gatekeeper:
         else:
             reference = self._cached_scores(family, REFERENCE, self._reference_state, candidate_state)
         scores = {
-            name: _score(labels, values)
+            name: holdout_score(labels, values)
             for name, values in (("", candidate), ("_published", published), ("_reference", reference))
         }
         figures = {"holdout_examples": float(examples)}
@@ -119,5 +120,8 @@ class Gatekeeper:
         return scores
 
 
-def _score(labels: np.ndarray, scores: np.ndarray) -> Score:
-    return Score(trainer_log_losses(labels, scores), trainer_auc(labels, scores))
+def holdout_score(labels: np.ndarray, scores: np.ndarray) -> Score:
+    """One set of weights' scores on the window as the gate judges them (with the AUC's DeLong
+    components, so the AUC rule knows the window's noise)."""
+    placements = auc_placements(labels, scores)
+    return Score(trainer_log_losses(labels, scores), trainer_auc(labels, scores), placements, labels >= 0.5)

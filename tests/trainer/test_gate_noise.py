@@ -1,0 +1,72 @@
+"""The gate's AUC rule allows for the holdout window's noise (DeLong's paired variance).
+
+With a fixed AUC tolerance of 0.01 on a window of 256 examples, two equally good models
+(the same signal, independent noise, as two hybrid versions a few dozen events apart) differ
+by more than the tolerance in a large share of windows, and the gate refused the newer one
+each time (measured on MovieLens: ``benchmarks/hybrid_gate.py``). A candidate that really
+ranks worse must still be refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamtune.trainer.gate.decision import QualityGate
+from streamtune.trainer.gate.judge import holdout_score
+from streamtune.trainer.gate.noise import auc_placements, paired_auc_standard_error
+
+WINDOWS = 60
+EXAMPLES = 256
+
+
+def windows(candidate_noise: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(labels, published, candidate) probabilities on seeded windows: both models see the same
+    signal; the candidate's own noise is ``candidate_noise`` (the published one's is 0.5)."""
+    drawn = []
+    for seed in range(WINDOWS):
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, 2, EXAMPLES).astype(np.float64)
+        signal = (2 * labels - 1) + rng.normal(0, 1.5, EXAMPLES)
+        published = 1 / (1 + np.exp(-(signal + rng.normal(0, 0.5, EXAMPLES))))
+        candidate = 1 / (1 + np.exp(-(signal + rng.normal(0, candidate_noise, EXAMPLES))))
+        drawn.append((labels, published, candidate))
+    return drawn
+
+
+def refusals(gate: QualityGate, drawn: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> int:
+    count = 0
+    for labels, published, candidate in drawn:
+        baseline = holdout_score(labels, published)
+        count += not gate.judge(holdout_score(labels, candidate), baseline, baseline).publish
+    return count
+
+
+def ranking_gate() -> QualityGate:
+    # The loss rule is opened wide so that these windows test the AUC rule alone.
+    return QualityGate(tolerance=10.0, auc_tolerance=0.01, trim=0.1, min_examples=32, patience=1000)
+
+
+def test_an_equally_good_candidate_is_not_refused_on_the_windows_noise():
+    drawn = windows(candidate_noise=0.5)
+    fixed_tolerance = ranking_gate()
+    fixed_tolerance.noise_z = 0.0  # the rule as it was: a fixed AUC tolerance
+    assert refusals(fixed_tolerance, drawn) >= WINDOWS // 10  # the noise alone is above 0.01 that often
+    # About 2 % of windows (one-sided z = 2) may still refuse an equal model.
+    assert refusals(ranking_gate(), drawn) <= 2
+
+
+def test_a_candidate_that_ranks_worse_is_still_refused():
+    drawn = windows(candidate_noise=3.0)  # AUC about 0.1 lower: a model that lost its ranking
+    drops = [holdout_score(y, c).auc - holdout_score(y, p).auc for y, p, c in drawn]
+    assert max(drops) < -0.03
+    assert refusals(ranking_gate(), drawn) >= WINDOWS - 2
+
+
+def test_delong_components_give_the_auc_and_a_zero_error_for_one_model():
+    labels = np.array([1, 0, 1, 0, 1, 0, 0], dtype=np.float64)
+    scores = np.array([0.9, 0.2, 0.4, 0.4, 0.7, 0.8, 0.1])
+    placements = auc_placements(labels, scores)
+    assert np.isclose(placements[labels == 1].mean(), holdout_score(labels, scores).auc)
+    assert np.isclose(placements[labels == 0].mean(), holdout_score(labels, scores).auc)
+    assert paired_auc_standard_error(placements, placements, labels == 1) == 0.0
+    assert auc_placements(np.ones(3), np.array([0.1, 0.2, 0.3])) is None
