@@ -5,6 +5,8 @@ runs test-then-train over the stream for four contenders:
 
 - ``hybrid``: :class:`~streamtune.modeling.hybrid.HybridLearner`, micro-batches of
   ``--batch`` events, each batch scored before it is learned;
+- ``hybrid_slow``: the same with the slow path, a LoRA step on the text encoder every
+  ``--slow-every`` micro-batches (item texts are then embedded anew under each new version);
 - ``ids``: the same model without text (the ablation that shows what text adds);
 - ``popularity``: running per-user and per-item like-rates, no learning;
 - ``river_fm``: River's factorisation machine, as ``streamtune evaluate`` runs it.
@@ -39,6 +41,7 @@ from streamtune.evaluation.score_options import Breakdown
 from streamtune.evaluation.scoring import roc_auc, score_contender
 from streamtune.modeling.hybrid import HybridConfig, HybridLearner, HybridModel
 from streamtune.modeling.hybrid.context import context_parts
+from streamtune.modeling.hybrid.slow_path import EncoderTuner
 from streamtune.modeling.hybrid.text_embeddings import EmbeddingCache, SentenceEncoder, TextEmbedder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-latest-small"
@@ -52,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N events (default: all)")
     parser.add_argument("--batch", type=int, default=8, help="micro-batch size of the hybrid learners")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/streamtune-hybrid-text-cache.npz"))
-    parser.add_argument("--contenders", default="hybrid,ids,popularity,river_fm")
+    parser.add_argument("--contenders", default="hybrid,ids,popularity,river_fm", help="also: hybrid_slow")
+    parser.add_argument("--slow-every", type=int, default=8, help="hybrid_slow: a LoRA step every N micro-batches")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -71,10 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.contenders.split(","):
         started = time.perf_counter()
         extra: dict[str, Any] = {}
-        if name in ("hybrid", "ids"):
-            embedder = warm_embedder(events, args.cache) if name == "hybrid" else None
-            config = HybridConfig(use_text=name == "hybrid")
-            probabilities, extra = prequential_hybrid(events, config, embedder, args.batch)
+        if name in ("hybrid", "hybrid_slow", "ids"):
+            embedder = warm_embedder(events, args.cache) if name != "ids" else None
+            slow_every = args.slow_every if name == "hybrid_slow" else 0
+            learner = new_learner(HybridConfig(use_text=name != "ids"), embedder, slow_every)
+            probabilities, extra = prequential_hybrid(events, learner, args.batch)
         elif name == "popularity":
             probabilities = popularity_probabilities(events)
         elif name == "river_fm":
@@ -132,15 +137,17 @@ def warm_embedder(events: Sequence[dict[str, Any]], cache_file: Path) -> TextEmb
     return embedder
 
 
+def new_learner(config: HybridConfig, embedder: TextEmbedder | None, slow_every: int = 0) -> HybridLearner:
+    """A fresh learner; ``slow_every`` > 0 adds the slow path (LoRA steps on ``embedder``'s
+    encoder, which keeps the adapters afterwards)."""
+    tuner = EncoderTuner(embedder.encoder, slow_every) if slow_every and embedder is not None else None
+    return HybridLearner(HybridModel(config, embedder), tuner)
+
+
 def prequential_hybrid(
-    events: Sequence[dict[str, Any]],
-    config: HybridConfig,
-    embedder: TextEmbedder | None,
-    batch: int,
-    running: bool = True,
+    events: Sequence[dict[str, Any]], learner: HybridLearner, batch: int, running: bool = True
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Score each micro-batch, then learn it; returns probabilities and timings."""
-    learner = HybridLearner(HybridModel(config, embedder))
     probabilities = np.zeros(len(events))
     predict_s = learn_s = 0.0
     unknown_users = unknown_items = 0
@@ -183,15 +190,16 @@ def print_row(row: dict[str, Any]) -> None:
 
 def print_wins(rows: list[dict[str, Any]]) -> None:
     by_name = {row["name"]: row for row in rows}
-    for learner in ("hybrid", "ids"):
+    for learner in ("hybrid", "hybrid_slow", "ids"):
         for rival in ("popularity", "river_fm"):
             if learner in by_name and rival in by_name:
                 ours, theirs = by_name[learner]["windows"], by_name[rival]["windows"]
                 wins = sum(a is not None and b is not None and a > b for a, b in zip(ours, theirs, strict=True))
                 print(f"{learner} beats {rival} in {wins}/{len(ours)} windows")
-    if "hybrid" in by_name and "ids" in by_name:
-        gain = (by_name["hybrid"]["cold_auc"] or 0) - (by_name["ids"]["cold_auc"] or 0)
-        print(f"cold AUC gain of text: {gain:+.4f}")
+    for learner in ("hybrid", "hybrid_slow"):
+        if learner in by_name and "ids" in by_name:
+            gain = (by_name[learner]["cold_auc"] or 0) - (by_name["ids"]["cold_auc"] or 0)
+            print(f"cold AUC gain of text ({learner}): {gain:+.4f}")
 
 
 if __name__ == "__main__":
