@@ -41,7 +41,7 @@ from streamtune.evaluation.score_options import Breakdown
 from streamtune.evaluation.scoring import roc_auc, score_contender
 from streamtune.modeling.hybrid import HybridConfig, HybridLearner, HybridModel
 from streamtune.modeling.hybrid.context import context_parts
-from streamtune.modeling.hybrid.slow_path import EncoderTuner
+from streamtune.modeling.hybrid.slow_path import DEFAULT_LR, EncoderTuner
 from streamtune.modeling.hybrid.text_embeddings import EmbeddingCache, SentenceEncoder, TextEmbedder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-latest-small"
@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/streamtune-hybrid-text-cache.npz"))
     parser.add_argument("--contenders", default="hybrid,ids,popularity,river_fm", help="also: hybrid_slow")
     parser.add_argument("--slow-every", type=int, default=8, help="hybrid_slow: a LoRA step every N micro-batches")
+    parser.add_argument("--slow-lr", type=float, default=DEFAULT_LR, help="hybrid_slow: the adapters' AdamW step")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in ("hybrid", "hybrid_slow", "ids"):
             embedder = warm_embedder(events, args.cache) if name != "ids" else None
             slow_every = args.slow_every if name == "hybrid_slow" else 0
-            learner = new_learner(HybridConfig(use_text=name != "ids"), embedder, slow_every)
+            learner = new_learner(HybridConfig(use_text=name != "ids"), embedder, slow_every, args.slow_lr)
             probabilities, extra = prequential_hybrid(events, learner, args.batch)
         elif name == "popularity":
             probabilities = popularity_probabilities(events)
@@ -137,10 +138,12 @@ def warm_embedder(events: Sequence[dict[str, Any]], cache_file: Path) -> TextEmb
     return embedder
 
 
-def new_learner(config: HybridConfig, embedder: TextEmbedder | None, slow_every: int = 0) -> HybridLearner:
+def new_learner(
+    config: HybridConfig, embedder: TextEmbedder | None, slow_every: int = 0, slow_lr: float = DEFAULT_LR
+) -> HybridLearner:
     """A fresh learner; ``slow_every`` > 0 adds the slow path (LoRA steps on ``embedder``'s
     encoder, which keeps the adapters afterwards)."""
-    tuner = EncoderTuner(embedder.encoder, slow_every) if slow_every and embedder is not None else None
+    tuner = EncoderTuner(embedder.encoder, slow_every, slow_lr) if slow_every and embedder is not None else None
     return HybridLearner(HybridModel(config, embedder), tuner)
 
 
