@@ -99,6 +99,7 @@ class Observer:
         self.samples: list[dict[str, Any]] = []
         self._seen = 0
         self.shed_buckets: dict[float, float] = {}
+        self.ok_buckets: dict[float, float] = {}
 
     def sample(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -109,6 +110,7 @@ class Observer:
         supervisor = scrape(f"http://{HOST}:{self.settings.supervisor_metrics_port}/metrics")
         server = scrape(f"http://{HOST}:{self.settings.http_port}/metrics")
         shed_buckets = status_buckets(server, "/v1/predict", "503") or self.shed_buckets
+        ok_buckets = status_buckets(server, "/v1/predict", "200") or self.ok_buckets
         sample = {
             "_at": now,
             "t_s": round(now - self.started, 1),
@@ -120,16 +122,19 @@ class Observer:
             "predict": predict_stats(outcomes, window, self.instances),
             # The server's own time to answer a shed request (its histogram: a bucket bound).
             "server_shed_p99_at_most_ms": _ms(bucket_quantile(shed_buckets, self.shed_buckets, 0.99)),
+            # ... and to answer a scored one: what of the client's p99 is the server's own.
+            "server_ok_p99_at_most_ms": _ms(bucket_quantile(ok_buckets, self.ok_buckets, 0.99)),
             "restarts": labelled(supervisor, "streamtune_child_restarts_total", "child"),
         }
         self.samples.append(sample)
-        self.shed_buckets = shed_buckets
+        self.shed_buckets, self.ok_buckets = shed_buckets, ok_buckets
         p = sample["predict"]
         print(
             f"[{sample['t_s']:7.1f} s] rss {sample['rss_mib']} MiB, store {sample['store_mib']} MiB, "
             f"v{sample['version']}, lag {sample['lag']}, trained {sample['trained_offsets']}, "
             f"predict ok {p['ok']}/{p['requests']} p50 {p['p50_ms']} p99 {p['p99_ms']} ms, shed {p['shed_rate']} "
             f"(ttfb p99 {p['shed_ttfb_p99_ms']} ms, server ≤ {sample['server_shed_p99_at_most_ms']} ms), "
+            f"server's ok p99 ≤ {sample['server_ok_p99_at_most_ms']} ms, "
             f"5xx {p['status_5xx_not_shed']}, restarts {sample['restarts']}",
             flush=True,
         )
