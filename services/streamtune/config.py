@@ -129,7 +129,8 @@ class Settings(KafkaSettings, ServingSettings, OperationsSettings):
     # A candidate is published when its holdout log-loss, compared example by example with the
     # published (and reference) version's, is worse by at most this on (trimmed) average...
     gate_tolerance: float = Field(default=0.01, ge=0)
-    # ...and its holdout ROC AUC is lower by at most this.
+    # ...and its holdout ROC AUC is lower by at most this, plus two standard errors of the
+    # paired AUC difference on the window (trainer/gate/noise.py: chance alone is not "worse").
     gate_auc_tolerance: float = Field(default=0.01, ge=0)
     # Share of the most extreme per-example differences ignored at each end, so a few
     # mislabelled holdout events cannot decide; a change must fill more of the window to count.
