@@ -483,9 +483,10 @@ def bench_model(
                     target = LoadTarget(ports[server], pids[server], versions[server])
                     run = measure(target, ClosedLoad(concurrency, plan.seconds), bodies)
                     runs[server][concurrency].append(run)
+                    cpu = run["cpu_ms_per_request"]  # None: no request succeeded in the window
                     print(
                         f"  {server:<13} c={concurrency:<3} {run['throughput_rps']:7.1f} req/s "
-                        f"{run['cpu_ms_per_request']:6.1f} CPU ms/request",
+                        f"{'-' if cpu is None else f'{cpu:.1f}':>6} CPU ms/request, {run['errors']} errors",
                         flush=True,
                     )
             swap_run = asyncio.run(load_with_swaps(ports["streamtune"], bodies, pins[::-1], plan.swap_seconds))
