@@ -65,7 +65,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reasons", type=int, default=5, help="print this many refusal reasons")
     parser.add_argument("--poison", default=None, help="START:LENGTH: flip the labels of this stretch")
     parser.add_argument("--open", action="store_true", help="publish every candidate (the gate off)")
-    parser.add_argument("--fixed-auc-tolerance", action="store_true", help="the AUC rule without its noise allowance")
+    parser.add_argument("--without-noise", action="store_true", help="the gate's rules as they were (noise_z = 0)")
     parser.add_argument("--no-text", action="store_true", help="the ids-only model (no encoder needed)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/streamtune-hybrid-text-cache.npz"))
     return parser.parse_args(argv)
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         defaults.gate_tolerance, defaults.gate_auc_tolerance, defaults.gate_trim,
         defaults.gate_min_examples, defaults.gate_patience,
     )  # fmt: skip
-    if args.fixed_auc_tolerance:
+    if args.without_noise:
         gate.noise_z = 0.0
     keeper = Gatekeeper(gate, family.holdout_window(defaults.holdout_window))
     counts, reasons, served = replay(args, events, family, keeper)
