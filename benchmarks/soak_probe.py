@@ -54,7 +54,13 @@ def rss_mib(processes: dict[str, psutil.Process]) -> dict[str, float]:
 
 
 def directory_bytes(path: Path) -> int:
-    return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file()) if path.exists() else 0
+    """Bytes under ``path``; retention may delete a version while it is walked: walk again."""
+    for _ in range(5):
+        try:
+            return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file()) if path.exists() else 0
+        except FileNotFoundError:
+            continue
+    return 0
 
 
 def scrape(url: str) -> str:
