@@ -160,8 +160,9 @@ def predict(url: str, client: str, timeout: float = 30.0, **headers: str) -> htt
     return httpx.post(f"{url}/v1/predict", json=body, headers={"X-Client-Id": client, **headers}, timeout=timeout)
 
 
-def test_over_http_overload_is_shed_with_503_and_retry_after_at_the_door(server):
-    for _ in range(10):  # the worker measures its rate on real batches
+def overload_until_shed(server) -> tuple[threading.Event, list[httpx.Response], list[threading.Thread]]:
+    """Warm the rate estimate, hold the worker, send 60 clients' requests; return once one is shed."""
+    for _ in range(10):  # the workers measure their rate on real batches
         assert predict(server.url, "warm").status_code == 200
     release = hold_worker(server)
     answers: list[httpx.Response] = []
@@ -169,6 +170,11 @@ def test_over_http_overload_is_shed_with_503_and_retry_after_at_the_door(server)
     for thread in threads:
         thread.start()
     wait_for(lambda: any(answer.status_code == 503 for answer in answers), 30, what="a shed request")
+    return release, answers, threads
+
+
+def test_over_http_overload_is_shed_with_503_and_retry_after_at_the_door(server):
+    release, answers, threads = overload_until_shed(server)
     shed_while_held = [answer for answer in answers if answer.status_code == 503]
     release.set()
     for thread in threads:

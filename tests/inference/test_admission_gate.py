@@ -12,9 +12,8 @@ import pytest
 from streamtune.inference.batch_policy import BatchingPolicy
 from streamtune.inference.batching import DynamicBatcher
 from streamtune.metrics import ServingMetrics
-from streamtune.testing.network import wait_for
 from tests.inference.serving import serving
-from tests.inference.test_admission import TEXT, hold_worker, predict, served  # noqa: F401 (fixture)
+from tests.inference.test_admission import TEXT, overload_until_shed, predict, served  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -24,14 +23,7 @@ def server(settings):
 
 
 def test_an_overloaded_server_refuses_before_parsing_the_body(server):
-    for _ in range(10):  # the workers measure their rate on real batches
-        assert predict(server.url, "warm").status_code == 200
-    release = hold_worker(server)
-    answers: list[httpx.Response] = []
-    threads = [threading.Thread(target=lambda i=i: answers.append(predict(server.url, f"c{i}"))) for i in range(60)]
-    for thread in threads:
-        thread.start()
-    wait_for(lambda: any(answer.status_code == 503 for answer in answers), 30, what="a shed request")
+    release, _answers, threads = overload_until_shed(server)
     # Not JSON at all: parsed, it would be a 422; refused at the door it never is.
     with httpx.Client() as client:  # one connection: it must stay usable after the refusal
         broken = client.post(
