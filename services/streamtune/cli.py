@@ -14,6 +14,7 @@ import threading
 import traceback
 from pathlib import Path
 
+from streamtune import store_commands
 from streamtune.config import Settings, load_settings
 from streamtune.errors import ConfigurationError, StreamtuneError
 from streamtune.logs import configure_logging
@@ -22,8 +23,6 @@ from streamtune.preflight import (
     missing_dependency_message,
     require_free_disk,
     require_packages,
-    require_pseudonymisation_key,
-    require_store,
 )
 
 
@@ -140,13 +139,13 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     rollback = commands.add_parser("rollback", help="serve an older version again (newer ones are kept)")
     rollback.add_argument("--to", type=int, required=True, metavar="N", help="the version to serve")
-    rollback.set_defaults(handler=_rollback)
+    rollback.set_defaults(handler=lambda args: store_commands.rollback(_settings(args), args.to))
 
     forget = commands.add_parser(
         "forget", help="purge a user's events from the trainer's replay buffer and holdout window"
     )
     forget.add_argument("user_id", help="the user id as events carry it")
-    forget.set_defaults(handler=_forget)
+    forget.set_defaults(handler=lambda args: store_commands.forget(_settings(args), args.user_id))
 
     serve = commands.add_parser("serve", help="run the inference server")
     serve.add_argument(
@@ -235,43 +234,6 @@ def _train(args: argparse.Namespace) -> int:
         trainer.bootstrap(args.bootstrap)
     trainer.metrics.trainer_ready.set(1)  # what `streamtune up` waits for
     trainer.run(stop)
-    return 0
-
-
-def _rollback(args: argparse.Namespace) -> int:
-    from streamtune.checkpoints import is_object_storage, open_store
-    from streamtune.errors import CheckpointError
-
-    settings = _settings(args)
-    if not is_object_storage(settings.checkpoint_uri):
-        require_store(Path(settings.checkpoint_uri or settings.checkpoint_dir))
-    store = open_store(settings.checkpoint_uri, settings.checkpoint_dir, settings.keep_versions)
-    try:
-        previous = store.rollback(args.to)
-    except CheckpointError as error:
-        print(f"cannot roll back to version {args.to}: {error}", file=sys.stderr)
-        return 1
-    print(
-        f"LATEST now names version {args.to} (was {previous}); newer versions are kept. A running "
-        f"trainer continues from version {args.to}, re-consuming the events after its offsets."
-    )
-    return 0
-
-
-def _forget(args: argparse.Namespace) -> int:
-    from streamtune.privacy import ForgetRequests, Pseudonymiser
-
-    settings = _settings(args)
-    require_pseudonymisation_key(settings.pseudonymise_key is not None, settings.checkpoint_dir)
-    key = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
-    pseudonym = Pseudonymiser.for_store(key, settings.checkpoint_dir).pseudonym(args.user_id)
-    new = ForgetRequests(settings.checkpoint_dir).request(pseudonym)
-    print(
-        f"{'recorded' if new else 'already recorded'}: forget pseudonym {pseudonym}. The trainer drops "
-        "this user's examples from its replay buffer and holdout window within seconds (or when it "
-        "next starts); the next version no longer holds them. Versions already published keep their "
-        "holdout rows until retention removes them, and trained weights are not retrained."
-    )
     return 0
 
 
