@@ -35,7 +35,7 @@ from streamtune.ingest.training_batch import TrainingBatch
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling.hybrid import HybridConfig, HybridLearner, HybridModel
 from streamtune.modeling.hybrid.family import HybridFamily
-from streamtune.trainer.gate.decision import QualityGate
+from streamtune.trainer.gate.decision import NOISE_Z, QualityGate
 from streamtune.trainer.gate.holdout import is_holdout
 from streamtune.trainer.gate.judge import Gatekeeper
 from streamtune.trainer.monitor.rolling_score import trainer_log_losses
@@ -94,8 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         defaults.gate_tolerance, defaults.gate_auc_tolerance, defaults.gate_trim,
         defaults.gate_min_examples, defaults.gate_patience,
     )  # fmt: skip
-    if args.without_noise:
-        gate.noise_z = 0.0
+    gate.noise_z = 0.0 if args.without_noise else NOISE_Z
     keeper = Gatekeeper(gate, family.holdout_window(defaults.holdout_window))
     counts, reasons, served = replay(args, events, family, keeper)
     scored = slice(len(events) // 10, None)  # against the true labels, also where the stream lied

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from streamtune.config import Settings
 from streamtune.modeling.family import ModelFamily
 from streamtune.trainer.dedupe import RecentIds
-from streamtune.trainer.gate.decision import QualityGate
+from streamtune.trainer.gate.decision import NOISE_Z, QualityGate
 from streamtune.trainer.gate.judge import Gatekeeper
 from streamtune.trainer.monitor.page_hinkley import PageHinkley
 
@@ -24,13 +24,16 @@ class Guards:
 
 
 def quality_gate(settings: Settings) -> QualityGate:
-    return QualityGate(
+    gate = QualityGate(
         settings.gate_tolerance,
         settings.gate_auc_tolerance,
         settings.gate_trim,
         settings.gate_min_examples,
         settings.gate_patience,
     )
+    if settings.model_kind == "hybrid":  # per-user rows move versions apart: allow the AUC's noise
+        gate.noise_z = NOISE_Z
+    return gate
 
 
 def build_guards(settings: Settings, family: ModelFamily) -> Guards:

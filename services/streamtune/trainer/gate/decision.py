@@ -22,12 +22,11 @@ Criteria — the candidate must be "not worse" than both the published and the r
 The tolerance absorbs the noise of comparing two nearly equal models. Measured from the
 published version alone it would renew at every publish and allow a staircase down (each step
 within tolerance — what a slow poisoning produces), so it is also measured from the reference:
-the newest published version whose (trimmed) log-loss was better than the reference before it
-by more than ``noise_z`` standard errors of the trimmed difference (or equal to it on a window
-without spread). A candidate worse than the reference within tolerance is published, but the
-reference stays, so the tolerance is a budget, not a step; and a candidate that scored lower
-only by chance does not become the reference, whose luck on the window would otherwise set
-the bar for every later candidate (the winner's curse; :mod:`streamtune.trainer.gate.noise`).
+the newest published version whose (trimmed) log-loss was no worse than the reference before
+it. A candidate worse than the reference within tolerance is published, but the reference
+stays, so the tolerance is a budget, not a step. (Moving the reference only on evidence beyond
+the window's noise was tried against the winner's curse; it let a staircase of poisoned versions
+through, measured from an older, worse reference, and was withdrawn.)
 
 Limits, stated plainly: the holdout comes from the stream, so a change that fills more than the
 trimmed share of the window wins — a long enough "poisoned stretch" is indistinguishable from
@@ -45,11 +44,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamtune.trainer.gate.noise import paired_auc_standard_error, trimmed_standard_error
+from streamtune.trainer.gate.noise import paired_auc_standard_error
 
 # Standard errors of the paired AUC difference a candidate may rank worse by, beyond the AUC
-# tolerance, before the window counts as evidence against it (about 2.3 % one-sided); and of
-# the trimmed loss difference by which it must be better to become the new reference.
+# tolerance, before the window counts as evidence against it (about 2.3 % one-sided).
 NOISE_Z = 2.0
 
 
@@ -79,7 +77,7 @@ class GateDecision:
     publish: bool
     restore: bool
     reason: str
-    # The candidate becomes the new reference (its loss is shown better than the old one's).
+    # The candidate becomes the new reference (its loss is no worse than the old one's).
     new_reference: bool = False
 
 
@@ -115,8 +113,10 @@ class QualityGate:
     difference +0.0500 / +0.0500 (tolerance 0.0100) on 20 examples: rejection 1 of 2
     """
 
-    # Standard errors of noise the AUC rule allows (0: a fixed tolerance, as before DeLong).
-    noise_z: float = NOISE_Z
+    # Standard errors of noise the AUC rule allows: 0 (a fixed tolerance) unless the family's
+    # versions move a lot between publishes (the hybrid: NOISE_Z). For the text family the
+    # allowance let a poisoned stretch through (tests/trainer/test_quality_gate.py).
+    noise_z: float = 0.0
 
     def __init__(self, tolerance: float, auc_tolerance: float, trim: float, min_examples: int, patience: int) -> None:
         if tolerance < 0 or auc_tolerance < 0 or not 0 <= trim < 0.5 or min_examples < 1 or patience < 1:
@@ -153,9 +153,9 @@ class QualityGate:
         )
         if passed:
             self.rejections_in_a_row = 0
-            # A new reference only on evidence beyond the window's noise (the winner's curse).
-            noise = self.noise_z * trimmed_standard_error(candidate.losses - reference.losses, self.trim)
-            return GateDecision(True, False, description, new_reference=against_reference <= -noise)
+            # Any candidate no worse than the reference becomes it: the budget is then measured
+            # from the best version seen, which is what stops a staircase of small poisoned steps.
+            return GateDecision(True, False, description, new_reference=against_reference <= 0)
         self.rejections_in_a_row += 1
         count = self.rejections_in_a_row
         restore = count >= self.patience
