@@ -35,11 +35,13 @@ def needed_versions(retained: Iterable[int], read_manifest: Callable[[int], Mani
     """
     needed: set[int] = set()
     for version in retained:
-        if version in needed:
-            continue
+        # A chain stops at the first version already known to be needed: its own chain was
+        # followed then (retention runs with every publish, so it reads each manifest once).
+        link: int | None = version
         try:
-            needed.update(chain_of(version, read_manifest))
+            while link is not None and link not in needed:
+                needed.add(link)
+                link = read_manifest(link).delta_of
         except CheckpointError as error:
             logger.warning("retention could not follow the delta chain of version %d: %s", version, error)
-            needed.add(version)
     return needed

@@ -66,7 +66,7 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
     evaluate.add_argument(
         "--fast-chunk-size",
         type=_positive_int,
-        default=32,
+        default=8,
         metavar="N",
         help="events scored between two versions of online_hybrid / online_ids (their freshness in "
         "production); divides --chunk-size, a multiple of --fast-batch-size",

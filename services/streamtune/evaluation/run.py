@@ -52,7 +52,7 @@ class EvaluationConfig:
     contenders: tuple[str, ...]
     window: int | None = None  # None: the scored events in WINDOWS equal windows
     chunk_size: int = 512
-    fast_chunk_size: int = 32
+    fast_chunk_size: int = 8
     fast_batch_size: int = 8
     warmup_share: float = 0.1
     periodic_every: int | None = None
