@@ -3,16 +3,17 @@
 The deployed shape, on loopback: the embedded broker, ``streamtune train`` and ``streamtune
 serve`` as child processes with their default settings (LoRA on all-MiniLM-L6-v2, batches of 32
 closing after at most 1 s, a version per batch, announcements on the models topic). This
-process produces a steady stream (``--rate`` events/s, 40 by default) and polls the server's
-``/v1/model`` every ``POLL_INTERVAL_S``.
+process produces a steady stream (``--rate`` events/s, 40 by default) and asks the server's
+``/v1/model`` for each new version as it is served (``newer_than``: the request waits in the
+server until the swap, so it errs late by milliseconds).
 
 Per event, freshness is measured from outside, exactly: the producer's delivery report gives
 the event's partition, offset and produce time (the Kafka timestamp); a served version includes
 it once its manifest's ``kafka_offsets`` for that partition are past the offset; the event's
-freshness is the first poll that saw such a version minus its produce time (so it errs late by
-at most one poll interval). Only events produced after the warm-up count (the trainer must have
-joined its group and published, and ``--warmup`` seconds more have passed); after the measured
-window the producer stops and the benchmark waits up to ``--drain`` seconds for the last ones.
+freshness is the first sighting of such a version minus its produce time. Only events produced
+after the warm-up count (the trainer must have joined its group and published, and
+``--warmup`` seconds more have passed); after the measured window the producer stops and the
+benchmark waits up to ``--drain`` seconds for the last ones.
 An event never served by then counts as infinitely stale.
 
 Also reported: the server's own ``streamtune_freshness_seconds`` histogram over the same window,
@@ -56,7 +57,7 @@ from streamtune.evaluation.server_client import ServerClient
 from streamtune.kafka.clients import ensure_topics, make_producer
 
 NAME = "freshness"
-POLL_INTERVAL_S = 0.05
+WAIT_S = 1.0  # per /v1/model request waiting for a newer version
 GOALS_S = {"p50": 5.0, "p99": 15.0}
 HYBRID_GOALS_S = {"p99": 2.0}  # issue 14: ms-long steps and deltas, at 100 events/s
 QUANTILES = {"p50": 50, "p95": 95, "p99": 99}
@@ -134,7 +135,8 @@ class SteadyProducer(threading.Thread):
 
 
 class Poller(threading.Thread):
-    """Asks the server which version it serves every ``POLL_INTERVAL_S``."""
+    """Asks the server for every version it serves, each request waiting in the server for the
+    next swap (up to ``WAIT_S``)."""
 
     def __init__(self, client: ServerClient, sightings: Sightings) -> None:
         super().__init__(name="bench-poller", daemon=True)
@@ -142,10 +144,14 @@ class Poller(threading.Thread):
         self.stop_requested = threading.Event()
 
     def run(self) -> None:
-        while not self.stop_requested.wait(POLL_INTERVAL_S):
-            served = self._client.model()
-            if served is not None:
-                self._sightings.add(time.time(), *served)
+        newest = None
+        while not self.stop_requested.is_set():
+            served = self._client.model(newest, WAIT_S)
+            if served is None:
+                self.stop_requested.wait(0.05)
+                continue
+            self._sightings.add(time.time(), *served)
+            newest = served[0]
 
 
 def freshness_of(stream: Stream, sightings: Sightings) -> list[float]:
@@ -326,7 +332,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seconds": args.seconds,
             "warmup": args.warmup,
             "drain": args.drain,
-            "poll_interval_s": POLL_INTERVAL_S,
+            "model_wait_s": WAIT_S,
             "base_model": base_model,
             "trainer_threads": args.trainer_threads,
             "lora_layers": args.lora_layers,

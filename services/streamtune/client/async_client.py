@@ -39,8 +39,8 @@ class AsyncClient:
     ) -> Ranking:
         return await self._call(protocol.rank_call(candidates, context, top_k))
 
-    async def model(self) -> ModelInfo:
-        return await self._call(protocol.MODEL_CALL)
+    async def model(self, newer_than: int | None = None, wait_s: float = 0.0) -> ModelInfo:
+        return await self._call(protocol.model_call(newer_than, wait_s))
 
     async def models(self) -> ModelsListing:
         return await self._call(protocol.MODELS_CALL)

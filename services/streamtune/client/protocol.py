@@ -144,6 +144,15 @@ def rank_call(candidates: Iterable[Candidate], context: str | None, top_k: int |
 
 
 MODEL_CALL = Call("GET", "/v1/model", model_info)
+
+
+def model_call(newer_than: int | None, wait_s: float) -> Call[ModelInfo]:
+    """``GET /v1/model``, waiting up to ``wait_s`` for a version above ``newer_than``."""
+    if newer_than is None or wait_s <= 0:
+        return MODEL_CALL
+    return Call("GET", f"/v1/model?newer_than={int(newer_than)}&wait_ms={round(wait_s * 1000)}", model_info)
+
+
 MODELS_CALL = Call("GET", "/v1/models", models_listing)
 UNPIN_CALL = Call("POST", "/v1/admin/unpin", pin_state)
 

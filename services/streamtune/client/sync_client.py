@@ -58,9 +58,11 @@ class Client:
         """Candidates ((id, text) pairs) best first for ``context``, at most ``top_k``."""
         return self._call(protocol.rank_call(candidates, context, top_k))
 
-    def model(self) -> ModelInfo:
-        """The version this replica serves, with its manifest."""
-        return self._call(protocol.MODEL_CALL)
+    def model(self, newer_than: int | None = None, wait_s: float = 0.0) -> ModelInfo:
+        """The version this replica serves, with its manifest; with ``newer_than``, the server
+        answers as soon as it serves a version above it, or after ``wait_s`` (keep it below
+        ``timeout_s``) with the version still served."""
+        return self._call(protocol.model_call(newer_than, wait_s))
 
     def models(self) -> ModelsListing:
         """Every version in the store with its training metrics."""

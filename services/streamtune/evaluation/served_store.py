@@ -14,8 +14,8 @@ from streamtune.evaluation.server_client import ServerClient
 from streamtune.events import Event
 
 REQUEST_SIZE = 64
-# A lock-step cycle of the hybrid lineages takes a few tenths of a second: waiting 50 ms more
-# for each would add a tenth or more to the run; a /v1/model answer costs the server ~1 ms.
+# Between requests while a server has no model yet; once it has one, the driver waits in the
+# server for the next version (see ServerClient.wait_for_model).
 VERSION_POLL_S = 0.01
 # Generous: a chunk of full fine-tuning on two busy cores can take minutes; a dead child is
 # noticed at once anyway.

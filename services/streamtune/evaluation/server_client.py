@@ -14,6 +14,9 @@ from streamtune.evaluation.errors import EvaluationError
 # 429 (queue full) and 503 (swapping, starting) pass within seconds on a healthy server; a minute
 # of them means something is wrong, and the evaluation should say so rather than hang.
 SCORING_RETRIES = RetryPolicy(attempts=60, backoff_s=0.2, max_delay_s=5.0)
+# How long one ``/v1/model`` request may wait in the server for a newer version: short enough to
+# notice a dead child (``check``) within a second.
+LONG_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,11 @@ class ServerClient:
             raise EvaluationError(f"server on port {self.port} refused a prediction: {error}") from error
         return ScoredBatch(scored.model_version, scored.data_watermark_ms, scored.scores)
 
-    def model(self) -> tuple[int, dict[str, Any]] | None:
-        """``GET /v1/model``: the served version and its manifest, or None before one is loaded."""
+    def model(self, newer_than: int | None = None, wait_s: float = 0.0) -> tuple[int, dict[str, Any]] | None:
+        """``GET /v1/model``: the served version and its manifest, or None before one is loaded;
+        with ``newer_than``, answered once a newer version is served or after ``wait_s``."""
         try:
-            info = self._status.model()
+            info = self._status.model(newer_than, wait_s)
         except ServerError:
             return None
         return info.model_version, info.manifest
@@ -61,14 +65,20 @@ class ServerClient:
         check: Callable[[], None] = lambda: None,
         poll_s: float = 0.05,
     ) -> tuple[int, dict[str, Any]]:
-        """Poll ``/v1/model`` every ``poll_s`` until ``accept(version, manifest)``; ``check``
-        raises if a process this depends on has died, so a crash is reported at once rather
-        than as a timeout."""
+        """Ask ``/v1/model`` until ``accept(version, manifest)``; ``check`` raises if a process
+        this depends on has died, so a crash is reported at once rather than as a timeout.
+
+        Once a version is served, each further request waits in the server (up to
+        :data:`LONG_POLL_S`) for a version above the one just refused, so a new version is seen
+        within milliseconds of its swap without polling; ``poll_s`` spaces the requests while
+        the server is not up or has no model yet."""
         deadline = time.monotonic() + timeout_s
+        refused: int | None = None
         while True:
             check()
+            remaining = deadline - time.monotonic()
             try:
-                served = self.model()
+                served = self.model(refused, min(LONG_POLL_S, max(remaining, 0.0)))
             except StreamtuneClientError:
                 served = None  # not listening yet
             if served is not None and accept(*served):
@@ -77,7 +87,10 @@ class ServerClient:
                 raise EvaluationError(
                     f"timed out after {timeout_s:.0f} s waiting for {what} (now serving {served and served[0]})"
                 )
-            time.sleep(poll_s)
+            if served is None:
+                time.sleep(poll_s)
+            else:
+                refused = served[0]
 
     def close(self) -> None:
         self._scoring.close()

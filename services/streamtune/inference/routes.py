@@ -5,9 +5,10 @@ functions, and the request classes are local to the router factory.
 """
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping, Sequence
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -37,6 +38,10 @@ DEADLINE_HEADER = "X-Request-Deadline-Ms"
 CLIENT_HEADER = "X-Client-Id"
 # Seconds a client should wait before retrying a 429 or 503: the queue drains in about that long.
 RETRY_AFTER_S = 1
+# ``GET /v1/model?newer_than=N&wait_ms=M``: at most half a minute per request; the replica looks
+# for the swap every 2 ms (a coroutine wake, not a request).
+MAX_MODEL_WAIT_MS = 30_000
+MODEL_WAIT_STEP_S = 0.002
 
 NOT_READY = {503: {"description": "No model loaded yet (see the Retry-After header)"}}
 SCORING_ERRORS = {
@@ -169,9 +174,23 @@ def status_router(
     router = APIRouter(tags=["status"])
 
     @router.get("/v1/model", response_model=ModelInfo, responses=NOT_READY)
-    async def model_info() -> Response:
-        """The version this replica serves, its manifest, and its pin."""
+    async def model_info(
+        newer_than: int | None = Query(None, ge=0, description="wait for a version above this one…"),
+        wait_ms: int = Query(0, ge=0, le=MAX_MODEL_WAIT_MS, description="…for at most this long"),
+    ) -> Response:
+        """The version this replica serves, its manifest, and its pin.
+
+        With ``newer_than`` and ``wait_ms``, the answer waits until a version above
+        ``newer_than`` is served or ``wait_ms`` has passed (then it names the version still
+        served): a client waiting for a fresh version hears of it within milliseconds without
+        polling the replica.
+        """
         served = slot.current
+        if newer_than is not None and wait_ms:
+            deadline = time.monotonic() + wait_ms / 1000
+            while (served is None or served.version <= newer_than) and time.monotonic() < deadline:
+                await asyncio.sleep(MODEL_WAIT_STEP_S)
+                served = slot.current
         if served is None:
             return unavailable(503, "no model loaded yet")
         running = follower()
