@@ -268,6 +268,8 @@ def measure(args: Any, settings: Settings, children: tuple[ChildService, ChildSe
             "step_mean_s": delta_mean(before[0], after[0], "streamtune_train_step_seconds"),
             "publish_mean_s": delta_mean(before[0], after[0], "streamtune_checkpoint_publish_seconds"),
             "batch_size_mean": delta_mean(before[0], after[0], "streamtune_train_batch_size"),
+            # A refused candidate's events wait for the next published version.
+            "gate_rejections": delta_count(before[0], after[0], "streamtune_gate_rejections_total"),
         },
         "server": {"swap_mean_s": delta_mean(before[1], after[1], "streamtune_model_swap_seconds")},
     }
@@ -320,7 +322,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"({result['events_unserved']} never served within the drain), {result['versions_served']} versions served; "
         f"trainer {trainer['examples_per_s']:.1f} examples/s, step {trainer['step_mean_s'] or 0:.3f} s "
         f"(mean batch {trainer['batch_size_mean'] or 0:.1f}), "
-        f"publish {(trainer['publish_mean_s'] or 0) * 1000:.0f} ms, "
+        f"publish {(trainer['publish_mean_s'] or 0) * 1000:.0f} ms, gate rejections {trainer['gate_rejections']:.0f}, "
         f"server swap {(result['server']['swap_mean_s'] or 0) * 1000:.0f} ms"
         f"\nX-Data-Watermark-Ms of a prediction at the end: {result['watermark_header_ms']}"
         + "\ngoals: "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamtune.trainer.gate.decision import NOISE_Z, QualityGate
+from streamtune.trainer.gate.decision import NOISE_Z, QualityGate, Score, trimmed_mean
 from streamtune.trainer.gate.judge import holdout_score
 from streamtune.trainer.gate.noise import auc_placements, paired_auc_standard_error
 
@@ -72,3 +72,20 @@ def test_delong_components_give_the_auc_and_a_zero_error_for_one_model():
     assert np.isclose(placements[labels == 0].mean(), holdout_score(labels, scores).auc)
     assert paired_auc_standard_error(placements, placements, labels == 1) == 0.0
     assert auc_placements(np.ones(3), np.array([0.1, 0.2, 0.3])) is None
+
+
+def test_a_candidate_better_only_by_chance_does_not_become_the_reference():
+    """The reference is the bar for every later candidate: one adopted because it scored lower
+    on this window by chance keeps that luck (the winner's curse), so with the hybrid's noise
+    allowance it takes evidence; without one (the text family) any candidate no worse moves it."""
+    rng = np.random.default_rng(0)
+    reference = Score(rng.exponential(0.6, EXAMPLES))
+    lucky = Score(reference.losses + rng.normal(0, 0.05, EXAMPLES) - 0.003)
+    assert trimmed_mean(lucky.losses - reference.losses, 0.1) < 0  # lower, but within the noise
+    gate = ranking_gate()
+    decision = gate.judge(lucky, reference, reference)
+    assert decision.publish and not decision.new_reference
+    better = Score(reference.losses + rng.normal(0, 0.05, EXAMPLES) - 0.03)
+    assert gate.judge(better, reference, reference).new_reference
+    text_gate = QualityGate(tolerance=10.0, auc_tolerance=0.01, trim=0.1, min_examples=32, patience=1000)
+    assert text_gate.judge(lucky, reference, reference).new_reference

@@ -24,9 +24,13 @@ published version alone it would renew at every publish and allow a staircase do
 within tolerance — what a slow poisoning produces), so it is also measured from the reference:
 the newest published version whose (trimmed) log-loss was no worse than the reference before
 it. A candidate worse than the reference within tolerance is published, but the reference
-stays, so the tolerance is a budget, not a step. (Moving the reference only on evidence beyond
-the window's noise was tried against the winner's curse; it let a staircase of poisoned versions
-through, measured from an older, worse reference, and was withdrawn.)
+stays, so the tolerance is a budget, not a step. With a noise allowance (``noise_z`` > 0, the
+hybrid family) a candidate becomes the reference only when its trimmed loss is lower by more
+than ``noise_z`` standard errors of the trimmed difference: a candidate that scored lower only
+by chance would otherwise set the bar for every later one with its luck on the window (the
+winner's curse; :mod:`streamtune.trainer.gate.noise`). For the text family that rule kept an
+older, worse reference and let a staircase of poisoned versions through
+(``tests/trainer/test_quality_gate.py``), so there the reference moves to any candidate no worse.
 
 Limits, stated plainly: the holdout comes from the stream, so a change that fills more than the
 trimmed share of the window wins — a long enough "poisoned stretch" is indistinguishable from
@@ -44,10 +48,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamtune.trainer.gate.noise import paired_auc_standard_error
+from streamtune.trainer.gate.noise import paired_auc_standard_error, trimmed_standard_error
 
 # Standard errors of the paired AUC difference a candidate may rank worse by, beyond the AUC
-# tolerance, before the window counts as evidence against it (about 2.3 % one-sided).
+# tolerance, before the window counts as evidence against it (about 2.3 % one-sided); and of
+# the trimmed loss difference by which it must be better to become the new reference.
 NOISE_Z = 2.0
 
 
@@ -77,7 +82,8 @@ class GateDecision:
     publish: bool
     restore: bool
     reason: str
-    # The candidate becomes the new reference (its loss is no worse than the old one's).
+    # The candidate becomes the new reference (its loss is no worse than the old one's, or with
+    # a noise allowance better beyond the window's noise).
     new_reference: bool = False
 
 
@@ -113,9 +119,10 @@ class QualityGate:
     difference +0.0500 / +0.0500 (tolerance 0.0100) on 20 examples: rejection 1 of 2
     """
 
-    # Standard errors of noise the AUC rule allows: 0 (a fixed tolerance) unless the family's
-    # versions move a lot between publishes (the hybrid: NOISE_Z). For the text family the
-    # allowance let a poisoned stretch through (tests/trainer/test_quality_gate.py).
+    # Standard errors of noise the AUC rule allows, and the reference rule asks for: 0 (a fixed
+    # tolerance, any candidate no worse becomes the reference) unless the family's versions move
+    # a lot between publishes (the hybrid: NOISE_Z). For the text family the allowance let a
+    # poisoned stretch through (tests/trainer/test_quality_gate.py).
     noise_z: float = 0.0
 
     def __init__(self, tolerance: float, auc_tolerance: float, trim: float, min_examples: int, patience: int) -> None:
@@ -153,9 +160,11 @@ class QualityGate:
         )
         if passed:
             self.rejections_in_a_row = 0
-            # Any candidate no worse than the reference becomes it: the budget is then measured
-            # from the best version seen, which is what stops a staircase of small poisoned steps.
-            return GateDecision(True, False, description, new_reference=against_reference <= 0)
+            # Without a noise allowance any candidate no worse than the reference becomes it: the
+            # budget is then measured from the best version seen, which stops a staircase of small
+            # poisoned steps. With one, only a candidate better beyond the noise (winner's curse).
+            noise = self.noise_z * trimmed_standard_error(candidate.losses - reference.losses, self.trim)
+            return GateDecision(True, False, description, new_reference=against_reference <= -noise)
         self.rejections_in_a_row += 1
         count = self.rejections_in_a_row
         restore = count >= self.patience

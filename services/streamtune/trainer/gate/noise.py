@@ -12,8 +12,16 @@ candidate that lost its ranking is worse by many standard errors. The log-loss r
 as they are: their budget against the reference is what refuses a slow poisoning (measured in
 ``benchmarks/hybrid_gate.py``, where a noise allowance on them let a long flipped stretch in).
 
+The trimmed mean's standard error decides, for a family given a noise allowance (the hybrid),
+when a candidate becomes the new reference: only when the window shows it better beyond its
+noise. A reference adopted on any candidate that merely scored lower on the window is the
+luckiest of many near-equal versions, and compared again on the same examples it keeps that
+luck (the winner's curse): later, equally good candidates then fail the budget against it.
+
 References
 ----------
+Tukey, J. W. & McLaughlin, D. H. (1963). Less vulnerable confidence and significance
+procedures for location based on a single sample. Sankhyā A 25, 331-352.
 DeLong, E. R., DeLong, D. M. & Clarke-Pearson, D. L. (1988). Comparing the areas under two or
 more correlated ROC curves: a nonparametric approach. Biometrics 44, 837-845.
 """
@@ -23,6 +31,24 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+
+def trimmed_standard_error(values: np.ndarray, trim: float) -> float:
+    """Standard error of the ``trim``-trimmed mean: the winsorized standard deviation over
+    ``(1 - 2 g / n) sqrt(n)`` (Tukey & McLaughlin 1963); 0 for fewer than 2 values.
+
+    >>> trimmed_standard_error(np.full(10, 0.3), 0.1) < 1e-12
+    True
+    >>> round(trimmed_standard_error(np.array([-9.0, 0, 1, 0, 1, 0, 1, 0, 1, 9]), 0.1), 4)
+    0.2083
+    """
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    n = len(ordered)
+    cut = math.floor(trim * n)
+    if n < 2 or n - 2 * cut < 1:
+        return 0.0
+    winsorized = np.clip(ordered, ordered[cut], ordered[n - cut - 1])
+    return float(winsorized.std(ddof=1) / ((1 - 2 * cut / n) * math.sqrt(n)))
 
 
 def auc_placements(labels: np.ndarray, scores: np.ndarray) -> np.ndarray | None:
