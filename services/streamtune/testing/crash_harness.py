@@ -124,7 +124,14 @@ def run_crash_replay(settings: Settings, stream: CrashStream, plan: CrashPlan, l
         target = (store.latest_version() or 0) + rng.randint(1, 4)
         trainer = ServiceProcess("train", settings, log_dir / f"trainer-{run}.log")
         try:
-            wait_for(lambda: (store.latest_version() or 0) >= target, 120, what=f"progress of run {run}")  # noqa: B023
+            # Polled every 5 ms (reading LATEST is cheap): at 100 ms a fast trainer could finish
+            # its whole chunk between the target version and the kill, which then strikes idle.
+            wait_for(
+                lambda: (store.latest_version() or 0) >= target,  # noqa: B023
+                120,
+                interval_s=0.005,
+                what=f"progress of run {run}",
+            )
             delay = rng.uniform(0, max_delay_s)
             time.sleep(delay)
         finally:
