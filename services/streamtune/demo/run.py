@@ -45,7 +45,7 @@ def run_demo(settings: Settings, plan: DemoPlan, client: Client, out: TextIO = s
     events, drift_at, chunk = plan.events, plan.drift_at, plan.chunk
     from streamtune.kafka.clients import ensure_topics, make_producer
 
-    baseline = _examples_seen(client)
+    baseline = _events_consumed(client, settings.events_topic)
     ensure_topics(settings, [(settings.events_topic, settings.events_topic_partitions)])
     producer = make_producer(settings)
     results: list[ChunkResult] = []
@@ -61,8 +61,8 @@ def run_demo(settings: Settings, plan: DemoPlan, client: Client, out: TextIO = s
         print(_line(result), file=out, flush=True)
         _send(producer, settings.events_topic, batch)
         if first + chunk < len(events):  # nothing is scored after the last step: no need to wait
-            trainable = (first + len(batch)) * (1 - settings.holdout_share)
-            _wait_for_training(client, baseline + 0.9 * trainable, plan.wait_s)
+            target = baseline + 0.9 * (first + len(batch))
+            _wait_for_training(client, settings.events_topic, target, plan.wait_s)
     return results
 
 
@@ -81,23 +81,27 @@ def _send(producer: Any, topic: str, batch: Sequence[dict[str, Any]]) -> None:
         raise DemoError(f"the broker did not acknowledge the demo's events on {topic} within 30 s")
 
 
-def _examples_seen(client: Client) -> int:
+def _events_consumed(client: Client, topic: str) -> int:
+    """Events of ``topic`` the served version's offsets are past: trained, held out for the gate,
+    or discarded by a gate refusal. (Counting trained examples instead, the demo waited out its
+    whole timeout at every later step once the gate had discarded a few.)"""
     try:
-        return int(client.model().manifest.get("examples_seen") or 0)
+        offsets = client.model().manifest.get("kafka_offsets") or {}
     except StreamtuneClientError as error:
         raise DemoError(
             f"no inference server answers at {client.base_url} ({error}); start the stack first: make up"
         ) from None
+    return sum(int(offset) for key, offset in offsets.items() if key.rsplit(":", 1)[0] == topic)
 
 
 def _wait_for_training(
-    client: Client, target: float, wait_s: float, sleep: Callable[[float], None] = time.sleep
+    client: Client, topic: str, target: float, wait_s: float, sleep: Callable[[float], None] = time.sleep
 ) -> None:
-    """Until the served version has trained on ``target`` examples (or ``wait_s`` passed: the
-    gate may hold a version back, or the trainer may be slower than the stream)."""
+    """Until the served version's offsets are past ``target`` events of ``topic`` (or ``wait_s``
+    passed: the gate may hold a version back, or the trainer may be slower than the stream)."""
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        if _examples_seen(client) >= target:
+        if _events_consumed(client, topic) >= target:
             return
         sleep(0.5)
 
