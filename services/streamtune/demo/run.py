@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from streamtune.checkpoints.manifest import parse_offset_key
 from streamtune.client import Client, StreamtuneClientError
 from streamtune.config import Settings
 from streamtune.errors import StreamtuneError
@@ -91,7 +92,7 @@ def _events_consumed(client: Client, topic: str) -> int:
         raise DemoError(
             f"no inference server answers at {client.base_url} ({error}); start the stack first: make up"
         ) from None
-    return sum(int(offset) for key, offset in offsets.items() if key.rsplit(":", 1)[0] == topic)
+    return sum(int(offset) for key, offset in offsets.items() if parse_offset_key(key)[0] == topic)
 
 
 def _wait_for_training(

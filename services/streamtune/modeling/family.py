@@ -85,6 +85,9 @@ class ModelFamily(ModelExport, Protocol):
     """What the trainer needs from a model family (see the module docstring)."""
 
     kind: str
+    # Whether the quality gate allows for its window's noise when judging this family's
+    # candidates (its versions move apart a lot between publishes: per-user rows).
+    gate_allows_noise: bool
 
     def batch_encoder(self) -> BatchEncoder | None:
         """The ingest-thread step that turns (texts, contexts) into model inputs, or None."""

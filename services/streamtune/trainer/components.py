@@ -23,7 +23,7 @@ class Guards:
     drift: PageHinkley
 
 
-def quality_gate(settings: Settings) -> QualityGate:
+def quality_gate(settings: Settings, family: ModelFamily) -> QualityGate:
     gate = QualityGate(
         settings.gate_tolerance,
         settings.gate_auc_tolerance,
@@ -31,8 +31,7 @@ def quality_gate(settings: Settings) -> QualityGate:
         settings.gate_min_examples,
         settings.gate_patience,
     )
-    if settings.model_kind == "hybrid":  # per-user rows move versions apart: allow the AUC's noise
-        gate.noise_z = NOISE_Z
+    gate.noise_z = NOISE_Z if family.gate_allows_noise else 0.0
     return gate
 
 
@@ -46,6 +45,6 @@ def build_guards(settings: Settings, family: ModelFamily) -> Guards:
     )
     return Guards(
         recent=RecentIds(settings.dedupe_window),
-        gatekeeper=Gatekeeper(quality_gate(settings), family.holdout_window(settings.holdout_window)),
+        gatekeeper=Gatekeeper(quality_gate(settings, family), family.holdout_window(settings.holdout_window)),
         drift=PageHinkley(settings.drift_threshold, settings.drift_delta, settings.drift_min_examples),
     )

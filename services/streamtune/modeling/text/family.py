@@ -56,6 +56,7 @@ class TextFamily:
 
     kind = "text"
     writes_deltas = False
+    gate_allows_noise = False  # the allowance let a poisoned stretch through (test_quality_gate)
 
     def __init__(
         self, settings: TextSettings, learner: OnlineLearner, replay: ReplayBuffer, metrics: TrainerMetrics

@@ -121,8 +121,8 @@ class QualityGate:
 
     # Standard errors of noise the AUC rule allows, and the reference rule asks for: 0 (a fixed
     # tolerance, any candidate no worse becomes the reference) unless the family's versions move
-    # a lot between publishes (the hybrid: NOISE_Z). For the text family the allowance let a
-    # poisoned stretch through (tests/trainer/test_quality_gate.py).
+    # a lot between publishes (ModelFamily.gate_allows_noise, the hybrid: NOISE_Z). For the text
+    # family the allowance let a poisoned stretch through (tests/trainer/test_quality_gate.py).
     noise_z: float = 0.0
 
     def __init__(self, tolerance: float, auc_tolerance: float, trim: float, min_examples: int, patience: int) -> None:
