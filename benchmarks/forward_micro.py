@@ -3,7 +3,7 @@
 The rows are the serving benchmark's request bodies (``benchmarks.serving.payloads``: item texts
 of 8–40 words and a genre context), tokenized as the server does. Each cell is one way to run a
 batch: linear-layer kernel (torch's stock fp32 path, MKL on x86 wheels, or oneDNN with packed
-weights: :mod:`streamtune.inference.backends.onednn`), attention implementation (SDPA or eager),
+weights: :mod:`streamtune.modeling.onednn`), attention implementation (SDPA or eager),
 torch threads (1 or 2), rows per batch (1, 8, 32), padding (to the batch's longest row, as the
 server pads a length group, or to max_length) and grad mode (``inference_mode`` or ``no_grad``).
 
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 
 from benchmarks.serving import MAX_LENGTH, payloads
-from streamtune.inference.backends.onednn import PackedWeights, with_onednn_linears
 from streamtune.modeling.base import load_base_model, load_tokenizer, resolve_base_model
 from streamtune.modeling.encoding import PAD_MULTIPLE
+from streamtune.modeling.onednn import PackedWeights, with_onednn_linears
 
 
 @dataclass(frozen=True)

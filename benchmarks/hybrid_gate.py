@@ -9,7 +9,10 @@ every refused candidate it scores the candidate and the published weights on the
 candidate's log-loss there is lower. Every chunk is also scored by the published version
 before anything learns it, as a server would: ``served_auc`` / ``served_logloss`` (after the
 first 10 %, against the true labels). ``--open`` publishes every candidate (the gate off);
-``--poison START:LENGTH`` flips the labels of a stretch the trainer and the holdout see.
+``--poison START:LENGTH`` flips the labels of a stretch the trainer and the holdout see;
+``--catalogue N`` replays N events of the synthetic catalogue stream the freshness benchmark
+produces (:func:`benchmarks.hybrid_training.catalogue_events`: fixed tastes, 15 % label noise)
+instead of MovieLens.
 
 Run from the repository root::
 
@@ -60,6 +63,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=Path, default=Path("/tmp/movielens.jsonl"))
     parser.add_argument("--limit", type=int, default=20_000)
+    parser.add_argument("--catalogue", type=int, default=0, help="N catalogue events instead of --events")
     parser.add_argument("--batch", type=int, default=32, help="events per candidate")
     parser.add_argument("--ahead", type=int, default=256, help="future events a refusal is checked on")
     parser.add_argument("--reasons", type=int, default=5, help="print this many refusal reasons")
@@ -75,8 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(1)
-    with args.events.open() as handle:
-        events = [json.loads(line) for _, line in zip(range(args.limit), handle, strict=False)]
+    if args.catalogue:
+        from benchmarks.hybrid_training import catalogue_events
+
+        events = catalogue_events(args.catalogue)
+    else:
+        with args.events.open() as handle:
+            events = [json.loads(line) for _, line in zip(range(args.limit), handle, strict=False)]
     truth = np.array([e["label"] for e in events], dtype=np.float64)
     if args.poison:
         first, length = (int(part) for part in args.poison.split(":"))

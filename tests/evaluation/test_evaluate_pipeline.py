@@ -14,7 +14,7 @@ import pytest
 from streamtune.checkpoints import CheckpointStore
 from streamtune.cli import main
 from streamtune.evaluation.contenders import CONTENDERS, FAST_LINEAGES, POPULARITY
-from streamtune.evaluation.pipeline_driver import branch_version
+from streamtune.evaluation.served_store import branch_version
 from streamtune.testing.events import synthetic_events
 from tests.support.versions import publish_perturbed_version
 

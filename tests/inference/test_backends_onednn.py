@@ -10,10 +10,10 @@ import torch
 from streamtune.checkpoints import CheckpointStore
 from streamtune.inference.backends import BackendSpec
 from streamtune.inference.backends.acceptance import TOLERANCES
-from streamtune.inference.backends.onednn import OneDnnLinear, PackedWeights, onednn_available, with_onednn_linears
 from streamtune.inference.backends.selection import BackendChooser
 from streamtune.inference.loading import ForwardPlacement, ModelLoader
 from streamtune.metrics import ServingMetrics
+from streamtune.modeling.onednn import OneDnnLinear, PackedWeights, onednn_available, with_onednn_linears
 from tests.support.versions import publish_perturbed_version
 
 CPU = torch.device("cpu")

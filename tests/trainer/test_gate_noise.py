@@ -89,3 +89,32 @@ def test_a_candidate_better_only_by_chance_does_not_become_the_reference():
     assert gate.judge(better, reference, reference).new_reference
     text_gate = QualityGate(tolerance=10.0, auc_tolerance=0.01, trim=0.1, min_examples=32, patience=1000)
     assert text_gate.judge(lucky, reference, reference).new_reference
+
+
+def test_a_restore_re_anchors_a_reference_whose_lead_is_within_the_noise():
+    """A lucky reference refuses every equally good candidate until the window turns over (on a
+    stream the model barely learns, runs of refusals for most of a minute). When the refusals
+    end in a restore and the published weights trail the reference by no more than the noise,
+    they become the reference; a published version that is worse beyond the noise (a staircase
+    down) leaves the reference where it is, and the text family's gate never re-anchors."""
+    rng = np.random.default_rng(1)
+    reference = Score(rng.exponential(0.6, EXAMPLES))
+    published = Score(reference.losses + rng.normal(0, 0.1, EXAMPLES) + 0.008)  # lead within noise
+    candidate = Score(reference.losses + rng.normal(0, 0.1, EXAMPLES) + 0.02)  # beyond the tolerance
+
+    def gate(noise_z: float) -> QualityGate:
+        judged = QualityGate(tolerance=0.01, auc_tolerance=1.0, trim=0.1, min_examples=32, patience=2)
+        judged.noise_z = noise_z
+        return judged
+
+    hybrid = gate(NOISE_Z)
+    first, second = (hybrid.judge(candidate, published, reference) for _ in range(2))
+    assert not first.publish and not first.restore and not first.re_anchor
+    assert not second.publish and second.restore and second.re_anchor
+    assert "reference re-anchored" in second.reason
+
+    declined = Score(reference.losses + rng.normal(0, 0.1, EXAMPLES) + 0.05)  # worse beyond the noise
+    hybrid = gate(NOISE_Z)
+    assert not any(hybrid.judge(candidate, declined, reference).re_anchor for _ in range(2))
+    text = gate(0.0)
+    assert not any(text.judge(candidate, published, reference).re_anchor for _ in range(2))

@@ -33,7 +33,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Sequence
@@ -48,8 +47,9 @@ from streamtune.evaluation.children import ChildService, free_port
 from streamtune.evaluation.contenders import FAST_LINEAGES, LINEAGES, ONLINE_LORA
 from streamtune.evaluation.errors import EvaluationError
 from streamtune.evaluation.plan import RunPlan
-from streamtune.evaluation.served_store import STEP_TIMEOUT_S, ServedStore
+from streamtune.evaluation.served_store import STEP_TIMEOUT_S, ServedStore, branch_version
 from streamtune.evaluation.server_client import ServerClient
+from streamtune.events import Event
 from streamtune.kafka.clients import ensure_topics, make_producer
 
 logger = logging.getLogger(__name__)
@@ -168,10 +168,10 @@ class LockstepDriver:
 
     def stop(self) -> None:
         """Stop servers and trainers (newest first), then the broker."""
+        for served in self.all_served():
+            served.close()
         for child in reversed(self._children):
             child.stop()
-        for served in self.all_served():
-            served.client.close()
         if self._producer is not None:
             self._producer.flush(10)
         if self.broker is not None:
@@ -220,18 +220,26 @@ class LockstepDriver:
 
     # --- the protocol ----------------------------------------------------------------------
     def train(
-        self, raw_events: Sequence[dict[str, Any]], position: int, names: Sequence[str] | None = None
+        self,
+        raw_events: Sequence[dict[str, Any]],
+        position: int,
+        names: Sequence[str] | None = None,
+        upcoming: Sequence[Event] = (),
     ) -> dict[str, float]:
         """Step 2: each lineage in turn (those in ``names``; default all) gets ``raw_events``
         (the stream up to ``position``) and its server a version covering ``[0, position)``;
-        returns the seconds each took."""
+        returns the seconds each took. While a trainer steps, its server embeds the texts of the
+        ``upcoming`` chunk (:meth:`ServedStore.warm`): the two processes then use both cores."""
         seconds = {}
         for name, lineage in self.lineages.items():
             if names is not None and name not in names:
                 continue
             started = time.perf_counter()
             self._produce(lineage.settings.events_topic, raw_events)
+            warming = lineage.served.warm(upcoming) if upcoming else None
             lineage.served.wait_until_covers(position, self.check_children)
+            if warming is not None:
+                warming.result()
             seconds[name] = time.perf_counter() - started
         return seconds
 
@@ -268,26 +276,6 @@ class LockstepDriver:
             if child is not None:
                 child.stop()
         lineage.served.client.close()
-
-
-def branch_version(source: CheckpointStore, version: int, target: CheckpointStore) -> Manifest:
-    """Publish a copy of ``source``'s ``version`` as ``target``'s next version.
-
-    The copy goes through the target store's publish protocol (temp dir, fsync, rename, LATEST),
-    so a server following ``target`` can never see it half-written; its manifest keeps the
-    original's provenance (offsets, examples, watermark) so freshness is measured the same way.
-    """
-    original = source.verify(version)
-    directory = source.path_of(version)
-
-    def copy_files(temp: Path) -> None:
-        for name in original.files:
-            shutil.copyfile(directory / name, temp / name)
-
-    return target.publish(
-        copy_files,
-        lambda new_version, files: dataclasses.replace(original, version=new_version, parent_version=None, files=files),
-    )
 
 
 def _check_settings_exist(settings: Settings, lineages: Sequence[str]) -> None:

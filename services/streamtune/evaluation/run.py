@@ -153,7 +153,7 @@ def _run_pipeline(scope: RunScope, settings: Settings, config: EvaluationConfig,
                     scorers[name].score(events.events[start:stop], logs[name])
                 reached = stop
                 if stop < plan.n_events:
-                    _train(driver, logs, events, (start, stop), fast)
+                    _train(driver, logs, events, (start, stop, stop + plan.fast_chunk), fast)
                 if stop < plan.n_events and plan.is_slow_boundary(stop):
                     _train(driver, logs, events, (slow_start, stop), slow)
                     # After the trainers are idle again: a retrain competing with them for the
@@ -179,13 +179,15 @@ def window_of(config: EvaluationConfig, plan: RunPlan) -> int:
 
 
 def _train(
-    driver: LockstepDriver, logs: dict[str, ScoreLog], events: EventSlice, span: tuple[int, int], names: list[str]
+    driver: LockstepDriver, logs: dict[str, ScoreLog], events: EventSlice, span: tuple[int, ...], names: list[str]
 ) -> None:
-    """Feed events ``span`` to the lineages of contenders ``names``; wait for their versions."""
+    """Feed events ``span`` = (start, stop[, ahead]) to the lineages of contenders ``names``; wait
+    for their versions (their servers embed the texts of events ``[stop, ahead)`` meanwhile)."""
     lineages = [name for name in names if name in driver.lineages]
     if lineages:
-        start, stop = span
-        for name, seconds in driver.train(events.raw[start:stop], stop, lineages).items():
+        start, stop = span[0], span[1]
+        upcoming = events.events[stop : span[2]] if len(span) > 2 else []
+        for name, seconds in driver.train(events.raw[start:stop], stop, lineages, upcoming).items():
             logs[name].busy_seconds += seconds
 
 

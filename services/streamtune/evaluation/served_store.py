@@ -1,13 +1,17 @@
 """One inference server of the evaluation, the store it follows, and what it has been trained on:
-step 1 of the lock-step protocol (:mod:`streamtune.evaluation.pipeline_driver`) scores through it."""
+step 1 of the lock-step protocol (:mod:`streamtune.evaluation.pipeline_driver`) scores through it.
+Also: a copy of a version published into a branch's store (:func:`branch_version`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
-from streamtune.checkpoints import CheckpointStore
+from streamtune.checkpoints import CheckpointStore, Manifest
 from streamtune.evaluation.children import ChildService
 from streamtune.evaluation.contenders import ScoreLog
 from streamtune.evaluation.server_client import ServerClient
@@ -34,6 +38,7 @@ class ServedStore:
     # Whether requests carry the events' user and item ids (the hybrid family uses them).
     with_ids: bool = False
     _covered: dict[int, int] = dataclasses.field(default_factory=lambda: {0: 0})
+    _warming: ThreadPoolExecutor | None = None
 
     def covered(self, version: int) -> int:
         """How many leading events of the stream ``version`` was trained on (0: the base model)."""
@@ -53,6 +58,25 @@ class ServedStore:
                 answer = self.client.predict([self._instance(e) for e in part])
                 log.add(answer.scores, answer.version, self.covered(answer.version), answer.data_watermark_ms)
 
+    def warm(self, events: Sequence[Event]) -> Future[None]:
+        """Send ``events`` to ``/v1/predict`` in the background and drop the scores: the server
+        embeds their texts now, while its trainer steps on the other core, so the scoring that
+        counts (after the next version) finds them cached. A text's vector does not depend on
+        the version scoring it (with the slow path it does, and the request only wastes work)."""
+        if self._warming is None:
+            self._warming = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"warm-{self.name}")
+        return self._warming.submit(self._predict_unlogged, [self._instance(event) for event in events])
+
+    def _predict_unlogged(self, instances: list[dict[str, str | None]]) -> None:
+        for start in range(0, len(instances), REQUEST_SIZE):
+            self.client.predict(instances[start : start + REQUEST_SIZE])
+
+    def close(self) -> None:
+        """Stop warming (a request in flight is abandoned) and close the client."""
+        if self._warming is not None:
+            self._warming.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
     def _instance(self, event: Event) -> dict[str, str | None]:
         instance = {"text": event.text, "context": event.context}
         if self.with_ids:
@@ -71,3 +95,23 @@ class ServedStore:
             check,
             VERSION_POLL_S,
         )
+
+
+def branch_version(source: CheckpointStore, version: int, target: CheckpointStore) -> Manifest:
+    """Publish a copy of ``source``'s ``version`` as ``target``'s next version.
+
+    The copy goes through the target store's publish protocol (temp dir, fsync, rename, LATEST),
+    so a server following ``target`` can never see it half-written; its manifest keeps the
+    original's provenance (offsets, examples, watermark) so freshness is measured the same way.
+    """
+    original = source.verify(version)
+    directory = source.path_of(version)
+
+    def copy_files(temp: Path) -> None:
+        for name in original.files:
+            shutil.copyfile(directory / name, temp / name)
+
+    return target.publish(
+        copy_files,
+        lambda new_version, files: dataclasses.replace(original, version=new_version, parent_version=None, files=files),
+    )

@@ -1,7 +1,7 @@
 """Turn a version in the store into a ready-to-serve model: verify, build, warm up.
 
 Only safetensors and JSON are read. A version is built as an overlay on the base model (see
-:mod:`streamtune.inference.overlay`): LoRA adapters are merged into private copies of the layers
+:mod:`streamtune.modeling.overlay`): LoRA adapters are merged into private copies of the layers
 they adapt, so serving a fine-tuned version costs exactly what serving the base model costs, and
 keeping two versions in memory during a swap costs only the tensors they change. A fully
 fine-tuned version replaces every tensor: it loads into a staging copy while the old version
@@ -25,10 +25,10 @@ from streamtune.errors import CheckpointError, ModelLoadError
 from streamtune.inference.backends import Backend
 from streamtune.inference.backends.selection import BackendChooser
 from streamtune.inference.bucketing import plan_buckets
-from streamtune.inference.overlay import full_tensors, merged_lora_tensors, overlay_module
 from streamtune.modeling.base import TuningSpec, load_base_model, load_tokenizer
 from streamtune.modeling.device import autocast
 from streamtune.modeling.encoding import PAD_MULTIPLE
+from streamtune.modeling.overlay import full_tensors, merged_lora_tensors, overlay_module
 from streamtune.modeling.text.pooling import POOLINGS, apply_pooling
 from streamtune.modeling.weights import load_state
 

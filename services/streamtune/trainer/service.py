@@ -1,36 +1,35 @@
 """The online training recipe, top to bottom.
 
-``TrainerService`` reads: set up (device → store → model family → guards → resume → Kafka),
-optionally bootstrap from a historical file, then loop (take a micro-batch → route it → score
-it → train on it → every N batches judge and publish a version), then close. The model is the
-family ``STREAMTUNE_MODEL_KIND`` names, reached only through :class:`~streamtune.modeling.family.ModelFamily`.
+``TrainerService`` reads: set up (device → store → model family → guards → resume → Kafka), optionally
+bootstrap from a historical file, then loop (take a micro-batch → route it → score it → train on it →
+every N batches judge and publish a version), then close. The model is the family
+``STREAMTUNE_MODEL_KIND`` names, reached only through :class:`~streamtune.modeling.family.ModelFamily`.
 
-Exactly-once training. A version records the Kafka offsets it has consumed and the ids of the
-events it trained (``events.json``); its ``stream_state`` holds the deduplication and holdout
-windows. On start the trainer resumes from the version LATEST names — model, offsets and
-windows — and the ingest thread seeks there on every assignment; offsets are committed to the
-group only after a version is durable (:mod:`streamtune.trainer.versions.publisher`). Work after
-the newest version is re-consumed after a crash, and an event re-delivered under the same id is
-trained once (within the dedupe window).
+Exactly-once training. A version records the Kafka offsets it has consumed and the ids of the events it
+trained (``events.json``); its ``stream_state`` holds the deduplication and holdout windows. On start
+the trainer resumes from the version LATEST names — model, offsets and windows — and the ingest thread
+seeks there on every assignment; offsets are committed to the group only after a version is durable
+(:mod:`streamtune.trainer.versions.publisher`). Work after the newest version is re-consumed after a
+crash, and an event re-delivered under the same id is trained once (within the dedupe window).
 
-Each batch is routed (:mod:`streamtune.trainer.routing`): duplicates are skipped, held-out
-events only feed the gate's window, and every fresh event is scored before it is trained
-(prequential loss/AUC and drift test, :mod:`streamtune.trainer.monitor`). A candidate is
-published only if the quality gate passes it (:mod:`streamtune.trainer.gate`); after
-``gate_patience`` rejections in a row the published model is put back and the events trained
-since are recorded as discarded.
+Each batch is routed (:mod:`streamtune.trainer.routing`): duplicates are skipped, held-out events only
+feed the gate's window, and every fresh event is scored before it is trained (prequential loss/AUC and
+drift test, :mod:`streamtune.trainer.monitor`). A candidate is published only if the quality gate passes
+it (:mod:`streamtune.trainer.gate`); after ``gate_patience`` rejections in a row the published model is
+put back and the events trained since are recorded as discarded, by the next version (at once if the
+stream is idle).
 
-Rollback (``streamtune rollback --to N``): when LATEST names another version than the one the
-trainer published, it reloads that version as a restart would and re-reads the events after its
-offsets, so new versions are children of N: exactly-once in every lineage.
+Rollback (``streamtune rollback --to N``): when LATEST names another version than the one the trainer
+published, it reloads that version as a restart would and re-reads the events after its offsets, so new
+versions are children of N: exactly-once in every lineage.
 
-Kafka outages are the event stream's to survive (:mod:`streamtune.ingest.event_stream`). A
-publish that fails (disk full, Kafka not acknowledging dead letters) leaves the store as it was
-and is retried after the next batch, or after a few seconds when idle. Requests to forget a user
-(``streamtune forget``) are applied between batches and to every version loaded later.
+Kafka outages are the event stream's to survive (:mod:`streamtune.ingest.event_stream`). A publish that
+fails (disk full, Kafka not acknowledging dead letters) leaves the store as it was and is retried after
+the next batch, or after a few seconds when idle. Requests to forget a user (``streamtune forget``) are
+applied between batches and to every version loaded later.
 
-Not supported: several trainers writing one store (publishing checks LATEST under the store's
-lock, so a second writer's versions are refused, not interleaved); for several ranks see :mod:`streamtune.distributed`.
+Not supported: several trainers writing one store (publishing checks LATEST under the store's lock, so a
+second writer's versions are refused); for several ranks see :mod:`streamtune.distributed`.
 """
 
 from __future__ import annotations
@@ -174,8 +173,10 @@ class TrainerService:
                 self.stream.follow_recreated_topics(self.position)
                 self._forget(self.forgetting.new())
                 batch = self.handoff.take(timeout_s=0.2)
-                if batch is None:
-                    if self.schedule.retry_due(self.ledger.batches):
+                if batch is None:  # idle: give up a refused candidate, retry a failed publish,
+                    if self.schedule.give_up_due(self.ledger.batches):  # cover discarded events
+                        self.restore_published()
+                    if self.schedule.retry_due(self.ledger.unpublished()) or self.ledger.only_discarded(self.schedule):
                         self.publish()
                     continue
                 with self.handoff.claim(batch) as current:
@@ -223,10 +224,12 @@ class TrainerService:
         """Judge the model as it is now against the published version; publish if it passes."""
         self.schedule.attempted()
         state = self.family.snapshot()
-        verdict = self.gatekeeper.judge(self.family, state)
+        # Untrained weights are the published ones: nothing to judge.
+        verdict = self.gatekeeper.judge(self.family, state) if self.ledger.examples else self.gatekeeper.unjudged()
         verdict.record(self.metrics)
         if not verdict.decision.publish:
             self.metrics.gate_rejections.inc()
+            self.schedule.rejected()
             logger.warning("gate rejected the candidate: %s", verdict.decision.reason)
             if verdict.decision.restore:
                 self.restore_published()
@@ -242,11 +245,8 @@ class TrainerService:
             return False
         except PublishError as error:
             self.schedule.failed()
-            logger.error(
-                "publish failed (the store is unchanged); retrying after the next batch or in %.0f s: %s",
-                self.schedule.retry_s,
-                error,
-            )
+            retry = "retrying after the next batch or in %.0f s"
+            logger.error("publish failed (the store is unchanged); " + retry + ": %s", self.schedule.retry_s, error)
             return False
         self.schedule.succeeded()
         logger.info("gate passed: %s", verdict.decision.reason)
@@ -261,14 +261,13 @@ class TrainerService:
         """Put the published weights back and discard what was trained since."""
         forgotten = self.family.restore(self.gatekeeper.published_state)
         discarded = self.ledger.discard_training()
+        self.gatekeeper.gate.reset()
+        self.schedule.gave_up()
         self.examples_seen -= discarded
         self.metrics.gate_restores.inc()
-        logger.warning(
-            "restored the weights of version %s: %d trained examples discarded, %d replay examples forgotten",
-            self.published.version if self.published else "0 (base model)",
-            discarded,
-            forgotten,
-        )
+        version = self.published.version if self.published else "0 (base model)"
+        what = "%d trained examples discarded, %d replay examples forgotten"
+        logger.warning("restored the weights of version %s: " + what, version, discarded, forgotten)
 
     # --- rollbacks -------------------------------------------------------------------------
     def _lineage_moved(self) -> bool:

@@ -55,3 +55,36 @@ def test_the_real_encoder_puts_related_films_closer(minilm_dir):
         ["Scream (1996) | Horror, Thriller", "Halloween (1978) | Horror", "Toy Story (1995) | Animation, Children"]
     )
     assert horror @ slasher > horror @ cartoon + 0.05
+
+
+def test_pretrained_embeddings_run_on_packed_linears_and_adapted_ones_do_not(tiny_model_dir):
+    """Embeddings with the pretrained weights come from a copy whose linears run on oneDNN (where
+    this torch has it); they equal the stock module's, before and after adapters are attached,
+    and the adapted encoder embeds with its adapters."""
+    import torch
+
+    from streamtune.modeling.hybrid.encoder_lora import LoraShape
+    from streamtune.modeling.onednn import OneDnnLinear, onednn_available
+
+    encoder = SentenceEncoder(tiny_model_dir)
+    texts = ["Heat (1995) | Action, Crime", "Up (2009) | Animation", "a"]
+
+    def stock() -> np.ndarray:
+        with torch.inference_mode():
+            return torch.nn.functional.normalize(encoder._pooled(texts, encoder.model), dim=1).numpy()
+
+    packed = any(isinstance(module, OneDnnLinear) for module in encoder._pretrained.modules())
+    assert packed == onednn_available()
+    pretrained = encoder.encode(texts)
+    np.testing.assert_allclose(pretrained, stock(), atol=1e-5)
+
+    encoder.attach_adapters(LoraShape(rank=2, alpha=4.0))
+    with torch.no_grad():
+        for name, parameter in encoder.model.named_parameters():
+            if name.endswith(".up"):
+                parameter.normal_(std=0.5)
+    encoder.adapters_changed()
+    np.testing.assert_allclose(encoder.encode(texts, frozen=True), pretrained, atol=1e-5)
+    adapted = encoder.encode(texts)
+    np.testing.assert_allclose(adapted, stock(), atol=1e-5)
+    assert np.abs(adapted - pretrained).max() > 1e-3

@@ -2,7 +2,7 @@
 path), optionally with int8 weights (ONNX Runtime's dynamic quantization).
 
 The exported graph is the served module itself, so LoRA adapters are already merged into its
-weights (:mod:`streamtune.inference.overlay`); it ends in the sigmoid, so the runtime returns
+weights (:mod:`streamtune.modeling.overlay`); it ends in the sigmoid, so the runtime returns
 probabilities. Batch and sequence axes are dynamic: each length group is padded to its own
 longest row, as for torch. onnxruntime is the optional ``onnx`` extra.
 """

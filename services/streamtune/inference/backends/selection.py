@@ -2,7 +2,7 @@
 torch on the reference set, else torch (logged, counted).
 
 Plain torch on CPU is a candidate too: its linear layers run on oneDNN with packed weights
-(:mod:`streamtune.inference.backends.onednn`, ~2x faster than the stock fp32 path on CPUs where
+(:mod:`streamtune.modeling.onednn`, ~2x faster than the stock fp32 path on CPUs where
 MKL does not use AVX-512), checked against the stock module like any other backend.
 
 Building a candidate (export to ONNX, quantization) runs in the loading thread, off the request
@@ -24,9 +24,9 @@ import torch
 from streamtune.errors import ConfigurationError
 from streamtune.inference.backends.acceptance import REFERENCE_PAIRS, Agreement, compare, tolerance_for
 from streamtune.inference.backends.base import Backend, BackendSpec, Features
-from streamtune.inference.backends.onednn import PackedWeights, onednn_available, with_onednn_linears
 from streamtune.inference.backends.torch_backend import TorchBackend, quantized_int8
 from streamtune.metrics import ServingMetrics
+from streamtune.modeling.onednn import PackedWeights, onednn_available, with_onednn_linears
 
 logger = logging.getLogger(__name__)
 

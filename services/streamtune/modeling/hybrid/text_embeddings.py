@@ -34,6 +34,7 @@ from streamtune.modeling.hybrid.encoder_lora import (
     attach,
     load_adapter_state,
 )
+from streamtune.modeling.onednn import PackedWeights, onednn_available, with_onednn_linears
 
 
 class SentenceEncoder:
@@ -64,6 +65,13 @@ class SentenceEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.device = device or torch.device("cpu")
         self.model = AutoModel.from_pretrained(model_dir).eval().to(self.device)
+        # Embedding with the pretrained weights (every encode until adapters are attached, and
+        # frozen ones after) runs the linears on oneDNN where this CPU build has it: about 1.5x
+        # faster on MiniLM's shapes (see streamtune.modeling.onednn). A copy made now, before any
+        # adapter is attached, so it stays the pretrained encoder.
+        self._pretrained = self.model
+        if self.device.type == "cpu" and onednn_available():
+            self._pretrained = with_onednn_linears(self.model, PackedWeights())
         self.max_length = max_length
         self.base_version = version or Path(model_dir).name
         self.version = self.base_version
@@ -75,10 +83,11 @@ class SentenceEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 64, frozen: bool = False) -> np.ndarray:
         """Unit-length embeddings, one row per text, float32 (``frozen``: without adapters)."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        with adapters_disabled(self.model) if frozen else contextlib.nullcontext():
+        model = self._pretrained if frozen or self.lora is None else self.model
+        with adapters_disabled(model) if frozen else contextlib.nullcontext():
             for start in range(0, len(texts), batch_size):
                 chunk = list(texts[start : start + batch_size])
-                pooled = self._pooled(chunk)
+                pooled = self._pooled(chunk, model)
                 out[start : start + len(chunk)] = torch.nn.functional.normalize(pooled, dim=1).float().cpu().numpy()
         return out
 
@@ -89,15 +98,15 @@ class SentenceEncoder:
         given = [position for position, text in enumerate(texts) if text]
         if given:
             with autocast(self.device):
-                pooled = self._pooled([texts[position] for position in given])
+                pooled = self._pooled([texts[position] for position in given], self.model)
             vectors = torch.nn.functional.normalize(pooled.float(), dim=1).cpu()
             out = out.index_copy(0, torch.tensor(given), vectors)
         return out
 
-    def _pooled(self, texts: list[str]) -> torch.Tensor:
+    def _pooled(self, texts: list[str], model: torch.nn.Module) -> torch.Tensor:
         tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         tokens = tokens.to(self.device)
-        hidden = self.model(**tokens).last_hidden_state
+        hidden = model(**tokens).last_hidden_state
         mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 

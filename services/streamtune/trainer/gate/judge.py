@@ -85,7 +85,15 @@ class Gatekeeper:
             if score.auc is not None:
                 figures[f"holdout_auc{suffix}"] = score.auc
         decision = self.gate.judge(scores[""], scores["_published"], scores["_reference"])
+        if decision.re_anchor:
+            self._reference_state = self.published_state
+            self._remember(REFERENCE, published)
         return Verdict(decision, figures, candidate)
+
+    def unjudged(self) -> Verdict:
+        """The verdict on the published weights themselves (nothing trained since, or what was is
+        discarded): the version only moves the offsets past held-out and discarded events."""
+        return Verdict(GateDecision(True, False, "nothing trained since the published weights: offsets only"))
 
     def accept(self, verdict: Verdict, candidate_state: object) -> None:
         """The candidate was published: its weights and holdout scores are the published ones."""

@@ -3,7 +3,10 @@
 A version follows every ``every_batches`` trained batches; while more batches already wait, the
 loop may keep training into the same version for up to ``max_delay_ms`` after its previous
 attempt (the gate and the write are then paid once for several batches). A failed publish is
-retried after the next batch, or after ``retry_s`` when the loop is idle.
+retried after the next batch, or after ``retry_s`` when the loop is idle. A candidate the gate
+refused is given up when the loop is idle ``quiet_s`` after the refusal: no event will come to
+redeem it, and the version that records its events as discarded should not wait for the stream
+to resume.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from collections.abc import Callable
 
 # An idle trainer retries a failed publish this often (a busy one retries after every batch).
 RETRY_S = 5.0
+# An idle trainer gives up a refused candidate after this long (a busy one waits for the gate's
+# patience): long enough that a pause between two batches of a live stream does not count.
+QUIET_S = 1.0
 
 
 class PublishSchedule:
@@ -25,7 +31,11 @@ class PublishSchedule:
     >>> schedule.due(batches=1, waiting=2), schedule.due(batches=1, waiting=2)  # at 1, at 2.5
     (False, True)
     >>> schedule.failed()  # at 9
-    >>> schedule.retry_due(batches=1), schedule.retry_due(batches=1)  # at 10, at 14
+    >>> schedule.retry_due(waiting=1), schedule.retry_due(waiting=1)  # at 10, at 14
+    (False, True)
+    >>> schedule = PublishSchedule(every_batches=1, max_delay_ms=0, clock=iter([0.0, 1.0, 1.5, 2.5]).__next__)
+    >>> schedule.attempted(); schedule.rejected()  # at 1
+    >>> schedule.give_up_due(batches=1), schedule.give_up_due(batches=1)  # at 1.5, at 2.5
     (False, True)
     """
 
@@ -34,14 +44,17 @@ class PublishSchedule:
         every_batches: int,
         max_delay_ms: int,
         retry_s: float = RETRY_S,
+        quiet_s: float = QUIET_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.every_batches = every_batches
         self.max_delay_ms = max_delay_ms
         self.retry_s = retry_s
+        self.quiet_s = quiet_s
         self._clock = clock
         self._last_attempt = clock()
         self._failed_at: float | None = None
+        self._refused = False  # the gate refused the latest candidate
 
     def due(self, batches: int, waiting: int) -> bool:
         """Enough batches for a version, and either nothing else waits or the delay is spent."""
@@ -51,10 +64,23 @@ class PublishSchedule:
             return True
         return (self._clock() - self._last_attempt) * 1000 >= self.max_delay_ms
 
-    def retry_due(self, batches: int) -> bool:
-        """A publish failed, batches still wait to be published, and the retry delay is spent."""
+    def retry_due(self, waiting: int) -> bool:
+        """A publish failed, batches (or discarded events) still wait to be published, and the
+        retry delay is spent."""
         failed_at = self._failed_at
-        return bool(batches) and failed_at is not None and self._clock() - failed_at >= self.retry_s
+        return bool(waiting) and failed_at is not None and self._clock() - failed_at >= self.retry_s
+
+    def failing(self) -> bool:
+        """The latest publish failed (and is retried on the schedule above)."""
+        return self._failed_at is not None
+
+    def give_up_due(self, batches: int) -> bool:
+        """The gate refused the candidate still trained into the model ``quiet_s`` or more ago
+        (asked when the loop is idle)."""
+        return bool(batches) and self._refused and self._clock() - self._last_attempt >= self.quiet_s
+
+    def rejected(self) -> None:
+        self._refused = True
 
     def attempted(self) -> None:
         self._last_attempt = self._clock()
@@ -64,3 +90,7 @@ class PublishSchedule:
 
     def succeeded(self) -> None:
         self._failed_at = None
+        self._refused = False
+
+    def gave_up(self) -> None:
+        self._refused = False

@@ -13,7 +13,7 @@ The arithmetic is fp32 throughout; only the summation order differs, so scores a
 stock module to float rounding (~1e-6). The server still checks that on the reference set when
 a version loads (:mod:`streamtune.inference.backends.selection`), as for any other backend.
 
-Versions are overlays sharing the base model's tensors (:mod:`streamtune.inference.overlay`), so
+Versions are overlays sharing the base model's tensors (:mod:`streamtune.modeling.overlay`), so
 packed weights are cached by the tensor they were packed from: the base model's linears are
 packed once, and a LoRA version packs only the projections its adapters changed.
 """
@@ -24,7 +24,7 @@ import weakref
 
 import torch
 
-from streamtune.inference.overlay import overlay_module
+from streamtune.modeling.overlay import overlay_module
 
 # The exact-erf GELU of BERT's intermediate layer, which oneDNN can fuse into the projection.
 _FUSABLE_GELU = "GELUActivation"

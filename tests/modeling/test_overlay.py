@@ -7,8 +7,8 @@ import torch
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.errors import ModelLoadError
-from streamtune.inference.overlay import PEFT_PREFIX, full_tensors, merged_lora_tensors, overlay_module
 from streamtune.modeling.base import TuningSpec, load_base_model, wrap_for_tuning
+from streamtune.modeling.overlay import PEFT_PREFIX, full_tensors, merged_lora_tensors, overlay_module
 from streamtune.modeling.weights import apply_state, load_state
 from tests.support.versions import publish_perturbed_version
 
