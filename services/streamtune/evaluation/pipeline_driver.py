@@ -275,7 +275,7 @@ class LockstepDriver:
         for child in (lineage.trainer, lineage.served.server):
             if child is not None:
                 child.stop()
-        lineage.served.client.close()
+        lineage.served.close()
 
 
 def _check_settings_exist(settings: Settings, lineages: Sequence[str]) -> None:

@@ -155,7 +155,7 @@ def _run_pipeline(scope: RunScope, settings: Settings, config: EvaluationConfig,
                 if stop < plan.n_events:
                     _train(driver, logs, events, (start, stop, stop + plan.fast_chunk), fast)
                 if stop < plan.n_events and plan.is_slow_boundary(stop):
-                    _train(driver, logs, events, (slow_start, stop), slow)
+                    _train(driver, logs, events, (slow_start, stop, stop), slow)
                     # After the trainers are idle again: a retrain competing with them for the
                     # cores would slow everything down (oversubscribed threads).
                     if retrainer is not None and stop in retrain_at:
@@ -179,15 +179,14 @@ def window_of(config: EvaluationConfig, plan: RunPlan) -> int:
 
 
 def _train(
-    driver: LockstepDriver, logs: dict[str, ScoreLog], events: EventSlice, span: tuple[int, ...], names: list[str]
+    driver: LockstepDriver, logs: dict[str, ScoreLog], events: EventSlice, span: tuple[int, int, int], names: list[str]
 ) -> None:
-    """Feed events ``span`` = (start, stop[, ahead]) to the lineages of contenders ``names``; wait
-    for their versions (their servers embed the texts of events ``[stop, ahead)`` meanwhile)."""
+    """Feed events ``span`` = (start, stop, ahead) ``[start, stop)`` to the lineages of contenders
+    ``names``; wait for their versions (their servers embed the texts of ``[stop, ahead)`` meanwhile)."""
     lineages = [name for name in names if name in driver.lineages]
     if lineages:
-        start, stop = span[0], span[1]
-        upcoming = events.events[stop : span[2]] if len(span) > 2 else []
-        for name, seconds in driver.train(events.raw[start:stop], stop, lineages, upcoming).items():
+        start, stop, ahead = span
+        for name, seconds in driver.train(events.raw[start:stop], stop, lineages, events.events[stop:ahead]).items():
             logs[name].busy_seconds += seconds
 
 

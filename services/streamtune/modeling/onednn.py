@@ -1,4 +1,5 @@
-"""fp32 linear layers run by oneDNN with weights packed once, for the torch backend on CPU.
+"""fp32 linear layers run by oneDNN with weights packed once, on CPU: the serving torch backend's
+and the hybrid's sentence encoder's (:mod:`streamtune.modeling.hybrid.text_embeddings`).
 
 On CPU, torch runs ``nn.Linear`` in fp32 through MKL's sgemm where torch was built with MKL (the
 x86 wheels). MKL picks its AVX-512 kernels only on Intel processors: on the AMD EPYC (Zen 5) of

@@ -173,10 +173,10 @@ class TrainerService:
                 self.stream.follow_recreated_topics(self.position)
                 self._forget(self.forgetting.new())
                 batch = self.handoff.take(timeout_s=0.2)
-                if batch is None:  # idle: give up a refused candidate, retry a failed publish,
-                    if self.schedule.give_up_due(self.ledger.batches):  # cover discarded events
+                if batch is None:  # idle: nothing will redeem a refused candidate now
+                    if self.schedule.give_up_due(self.ledger.batches):
                         self.restore_published()
-                    if self.schedule.retry_due(self.ledger.unpublished()) or self.ledger.only_discarded(self.schedule):
+                    if self.schedule.idle_due(self.ledger.unpublished(), self.ledger.only_discarded()):
                         self.publish()
                     continue
                 with self.handoff.claim(batch) as current:

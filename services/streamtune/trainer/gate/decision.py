@@ -174,23 +174,23 @@ class QualityGate:
             # Without a noise allowance any candidate no worse than the reference becomes it: the
             # budget is then measured from the best version seen, which stops a staircase of small
             # poisoned steps. With one, only a candidate better beyond the noise (winner's curse).
-            noise = self.noise_z * trimmed_standard_error(candidate.losses - reference.losses, self.trim)
-            return GateDecision(True, False, description, new_reference=against_reference <= -noise)
+            new_reference = against_reference <= -self._noise(candidate.losses - reference.losses)
+            return GateDecision(True, False, description, new_reference=new_reference)
         self.rejections_in_a_row += 1
         count = self.rejections_in_a_row
         restore = count >= self.patience
         if restore:
             self.rejections_in_a_row = 0
-        re_anchor = restore and self.noise_z > 0 and self._within_noise(published, reference)
+        lead = published.losses - reference.losses  # how far the published weights trail the reference
+        re_anchor = restore and self.noise_z > 0 and trimmed_mean(lead, self.trim) <= self._noise(lead)
         reason = f"{description}: rejection {count} of {self.patience}" + (
             ", reference re-anchored" if re_anchor else ""
         )
         return GateDecision(False, restore, reason, re_anchor=re_anchor)
 
-    def _within_noise(self, published: Score, reference: Score) -> bool:
-        """The published weights are worse than the reference by no more than the window's noise."""
-        lead = trimmed_mean(published.losses - reference.losses, self.trim)
-        return lead <= self.noise_z * trimmed_standard_error(published.losses - reference.losses, self.trim)
+    def _noise(self, differences: np.ndarray) -> float:
+        """``noise_z`` standard errors of the trimmed mean of per-example loss differences."""
+        return self.noise_z * trimmed_standard_error(differences, self.trim)
 
     def reset(self) -> None:
         """Forget the rejection streak (the published weights changed under us)."""

@@ -37,6 +37,8 @@ class PublishSchedule:
     >>> schedule.attempted(); schedule.rejected()  # at 1
     >>> schedule.give_up_due(batches=1), schedule.give_up_due(batches=1)  # at 1.5, at 2.5
     (False, True)
+    >>> PublishSchedule(every_batches=1, max_delay_ms=0).idle_due(waiting=3, only_discarded=True)
+    True
     """
 
     def __init__(
@@ -70,9 +72,13 @@ class PublishSchedule:
         failed_at = self._failed_at
         return bool(waiting) and failed_at is not None and self._clock() - failed_at >= self.retry_s
 
-    def failing(self) -> bool:
-        """The latest publish failed (and is retried on the schedule above)."""
-        return self._failed_at is not None
+    def idle_due(self, waiting: int, only_discarded: bool) -> bool:
+        """Publish from an idle loop: a failed publish once its retry delay is spent; else at once
+        when all that waits is discarded events (a version with the published weights records
+        them and moves the offsets past them)."""
+        if self._failed_at is not None:
+            return self.retry_due(waiting)
+        return only_discarded
 
     def give_up_due(self, batches: int) -> bool:
         """The gate refused the candidate still trained into the model ``quiet_s`` or more ago

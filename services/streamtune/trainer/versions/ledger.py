@@ -8,7 +8,6 @@ import numpy as np
 
 from streamtune.checkpoints import Manifest
 from streamtune.ingest.training_batch import TrainingBatch
-from streamtune.trainer.versions.cadence import PublishSchedule
 from streamtune.trainer.versions.files import VersionEvents
 from streamtune.trainer.versions.publisher import VersionDraft
 
@@ -70,10 +69,9 @@ class VersionLedger:
         """Batches and discarded events that wait for a version."""
         return self.batches + len(self.discarded)
 
-    def only_discarded(self, schedule: PublishSchedule) -> bool:
-        """Events were discarded and nothing was trained since (and no publish is failing): a
-        version with the published weights would record their fate and move the offsets past them."""
-        return bool(self.discarded) and not self.examples and not schedule.failing()
+    def only_discarded(self) -> bool:
+        """Events were discarded and nothing was trained since."""
+        return bool(self.discarded) and not self.examples
 
     def draft(self, snapshot: object, parent: Manifest | None, stream: StreamStanding) -> VersionDraft:
         """The next version: ``snapshot`` (the model), trained from ``parent``, standing at
