@@ -42,3 +42,20 @@ def test_gather_gives_zeros_for_unknown_rows_and_collects_gradients():
     values = table.gather(torch.tensor([0, -1]))
     values.sum().backward()
     assert torch.equal(values[1], torch.zeros(4)) and values.grad is not None
+
+
+def test_decayed_accumulators_keep_a_busy_row_learning():
+    """After many touches plain Adagrad's step has all but vanished; with decay it settles at
+    about lr * sqrt(1 - decay)."""
+    steps = {}
+    for decay in (1.0, 0.9):
+        table = make_table()
+        optimizer = SparseAdagrad(table, lr=1.0, decay=decay)
+        gradient = torch.full((1, 4), 0.5)
+        for _ in range(1000):
+            optimizer.step(torch.tensor([3]), gradient)
+        before = table.weights[3].clone()
+        optimizer.step(torch.tensor([3]), gradient)
+        steps[decay] = float((before - table.weights[3])[0])
+    assert abs(steps[1.0] - 1 / (1001 + 0.4) ** 0.5) < 1e-4
+    assert abs(steps[0.9] - 0.1**0.5) < 1e-3

@@ -28,6 +28,7 @@ class HybridConfig:
     admit_after: int = 1  # sightings before a key gets a row (Monolith-style admission)
     expire_after: int | None = None  # evict keys unseen for this many clock units (None: never)
     sparse_lr: float = 0.05  # Adagrad step for table rows
+    sparse_decay: float = 0.9  # factor on a row's Adagrad accumulators per touch (see optimizer.py)
     dense_lr: float = 2e-3  # AdamW step for the dense part
     weight_decay: float = 1e-4
     init_std: float = 0.01

@@ -50,7 +50,8 @@ class HybridLearner:
         self.tuner = tuner
         config = model.config
         self.sparse_optimizers = {
-            space: SparseAdagrad(table, config.sparse_lr) for space, table in model.tables.items()
+            space: SparseAdagrad(table, config.sparse_lr, decay=config.sparse_decay)
+            for space, table in model.tables.items()
         }
         self.dense_optimizer = torch.optim.AdamW(
             model.scorer.parameters(), lr=config.dense_lr, weight_decay=config.weight_decay
