@@ -26,7 +26,7 @@ from streamtune.datasets.movielens import movielens_events
 from streamtune.evaluation.cli import add_evaluate_command, run_evaluate
 
 # The documented run: the first 20,000 events, 8 equal windows (the evaluate default), chunks of
-# 512 for the transformer contenders and 32 for the hybrid ones (the evaluate defaults).
+# 512 for the transformer contenders and 8 for the hybrid ones (the evaluate defaults).
 DEFAULTS = ["--limit", "20000", "--max-length", "64", "--out", "benchmarks/results/evaluate"]
 
 
