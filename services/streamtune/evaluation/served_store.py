@@ -53,9 +53,8 @@ class ServedStore:
     def score(self, events: Sequence[Event], log: ScoreLog) -> None:
         """Step 1: score ``events`` through ``/v1/predict`` and log who answered."""
         with log.timed():
-            for start in range(0, len(events), REQUEST_SIZE):
-                part = events[start : start + REQUEST_SIZE]
-                answer = self.client.predict([self._instance(e) for e in part])
+            for request in self._requests(events):
+                answer = self.client.predict(request)
                 log.add(answer.scores, answer.version, self.covered(answer.version), answer.data_watermark_ms)
 
     def warm(self, events: Sequence[Event]) -> Future[None]:
@@ -65,11 +64,18 @@ class ServedStore:
         the version scoring it (with the slow path it does, and the request only wastes work)."""
         if self._warming is None:
             self._warming = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"warm-{self.name}")
-        return self._warming.submit(self._predict_unlogged, [self._instance(event) for event in events])
+        return self._warming.submit(self._predict_unlogged, self._requests(events))
 
-    def _predict_unlogged(self, instances: list[dict[str, str | None]]) -> None:
-        for start in range(0, len(instances), REQUEST_SIZE):
-            self.client.predict(instances[start : start + REQUEST_SIZE])
+    def _predict_unlogged(self, requests: list[list[dict[str, str | None]]]) -> None:
+        for request in requests:
+            self.client.predict(request)
+
+    def _requests(self, events: Sequence[Event]) -> list[list[dict[str, str | None]]]:
+        """``/v1/predict`` bodies' instances for ``events``, at most REQUEST_SIZE per request."""
+        return [
+            [self._instance(event) for event in events[start : start + REQUEST_SIZE]]
+            for start in range(0, len(events), REQUEST_SIZE)
+        ]
 
     def close(self) -> None:
         """Stop warming (a request in flight is abandoned) and close the client."""
