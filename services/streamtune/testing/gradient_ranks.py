@@ -52,4 +52,7 @@ def run_rank(rank: int, store_path: str, split: list[int], out: str) -> None:
         averager.share = len(mine) / sum(split)
         step(model, optimizer, ROWS[mine], TARGETS[mine])
     torch.save(model.state_dict(), Path(out) / f"rank{rank}.pt")
+    # Both ranks done before either tears down: a rank whose peer closed its gloo connection
+    # first can abort in the teardown ("terminate called without an active exception").
+    dist.barrier()
     dist.destroy_process_group()
