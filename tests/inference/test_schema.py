@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from streamtune.inference.routes import MAX_MODEL_WAIT_MS
 from tests.inference.serving import serving, store_of
 from tests.support.versions import publish_perturbed_version
 
@@ -38,7 +39,11 @@ def test_generated_requests_never_cause_a_server_error(settings):
             def no_server_error(case, authorized) -> None:
                 # With the real token half the time, so the admin operations run past the guard.
                 headers = {"Authorization": f"Bearer {TOKEN}"} if authorized else None
-                case.call_and_validate(base_url=server.url, headers=headers, checks=[not_a_server_error])
+                # A generated GET /v1/model may wait up to MAX_MODEL_WAIT_MS for a newer version.
+                timeout = MAX_MODEL_WAIT_MS / 1000 + 10
+                case.call_and_validate(
+                    base_url=server.url, headers=headers, checks=[not_a_server_error], timeout=timeout
+                )
 
             no_server_error()
         # Valid and invalid bodies both reached the scoring endpoints.
