@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamtune.checkpoints.manifest import offset_key
 from streamtune.config import Settings
 from streamtune.evaluation.contenders import (
     BRANCHES,
@@ -225,9 +226,8 @@ def _retrain(driver: LockstepDriver, retrainer: PeriodicRetrainer, events: Event
     retrained = retrainer.retrain(events.events[:stop])
     watermark = max((e.ts_ms for e in events.events[:stop] if e.ts_ms is not None), default=None)
     branch = driver.branches[PERIODIC]
-    manifest = retrainer.publish(
-        branch.store, retrained, offsets={branch.topic_key: stop}, examples=stop, data_watermark_ms=watermark
-    )
+    offsets = {offset_key(branch.events_topic, 0): stop}
+    manifest = retrainer.publish(branch.store, retrained, offsets=offsets, examples=stop, data_watermark_ms=watermark)
     branch.wait_until_covers(stop, driver.check_children)
     logger.info("periodic: serving version %d (trained on %d events)", manifest.version, stop)
 

@@ -34,7 +34,7 @@ class ServedStore:
     store: CheckpointStore
     server: ChildService
     client: ServerClient
-    topic_key: str
+    events_topic: str  # what its versions' ``kafka_offsets`` count
     # Whether requests carry the events' user and item ids (the hybrid family uses them).
     with_ids: bool = False
     _covered: dict[int, int] = dataclasses.field(default_factory=lambda: {0: 0})
@@ -47,7 +47,9 @@ class ServedStore:
         return self._covered[version]
 
     def remember(self, offsets: dict[str, int], version: int) -> int:
-        self._covered[version] = int(offsets.get(self.topic_key, 0))
+        # Every event went to one partition, each read from offset 0: the next offsets add up.
+        events = sum(offset for key, offset in offsets.items() if key.rpartition(":")[0] == self.events_topic)
+        self._covered[version] = int(events)
         return self._covered[version]
 
     def score(self, events: Sequence[Event], log: ScoreLog) -> None:
