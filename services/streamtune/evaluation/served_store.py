@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from streamtune.checkpoints import CheckpointStore, Manifest
+from streamtune.checkpoints.manifest import parse_offset_key
 from streamtune.evaluation.children import ChildService
 from streamtune.evaluation.contenders import ScoreLog
 from streamtune.evaluation.server_client import ServerClient
@@ -48,7 +49,7 @@ class ServedStore:
 
     def remember(self, offsets: dict[str, int], version: int) -> int:
         # Every event went to one partition, each read from offset 0: the next offsets add up.
-        events = sum(offset for key, offset in offsets.items() if key.rpartition(":")[0] == self.events_topic)
+        events = sum(offset for key, offset in offsets.items() if parse_offset_key(key)[0] == self.events_topic)
         self._covered[version] = int(events)
         return self._covered[version]
 

@@ -144,13 +144,13 @@ class EventIngestor(threading.Thread):
                 self._waiting.pop(0)
             timeout = 0.0
         else:
-            due_in = self._batcher.seconds_until_due(busy=self._handoff.busy(), exhausted=self._exhausted())
+            due_in = self._batcher.seconds_until_due(busy=self._handoff.busy(), exhausted=self._exhausted)
             timeout = _IDLE_POLL_S if due_in is None else min(due_in, _IDLE_POLL_S)
         # While paused, poll() still serves the group protocol and delivers no records.
         for message in self._consumer.consume(num_messages=self._config.batch_size, timeout=timeout):
             self._handle(message)
         if not self._waiting:
-            if self._batcher.due(busy=self._handoff.busy(), exhausted=self._exhausted()):
+            if self._batcher.due(busy=self._handoff.busy(), exhausted=self._exhausted):
                 self._cut(self._batcher.take())
             elif self._only_invalid_records_pending():
                 self._cut([])  # moves the position past dead-lettered records

@@ -29,6 +29,8 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
+# The partitions with nothing left to read, computed only when a batch would wait for them.
+Exhausted = Callable[[], Collection[K]]
 
 
 class FairBatcher(Generic[K, T]):
@@ -67,7 +69,7 @@ class FairBatcher(Generic[K, T]):
     ...     batcher.add("a", item)
     >>> batcher.due(), batcher.due(busy=True)  # a full batch, but only "a" has items
     (True, False)
-    >>> batcher.due(busy=True, exhausted={"b"})  # "b" has nothing left to read: no wait
+    >>> batcher.due(busy=True, exhausted=lambda: {"b"})  # "b" has nothing left to read: no wait
     True
     >>> now[0] = 2.5
     >>> batcher.due(busy=True), batcher.take()
@@ -105,21 +107,21 @@ class FairBatcher(Generic[K, T]):
         self._queues.setdefault(partition, collections.deque()).append((self._clock(), item))
         self._size += 1
 
-    def seconds_until_due(self, busy: bool = False, exhausted: Collection[K] = ()) -> float | None:
+    def seconds_until_due(self, busy: bool = False, exhausted: Exhausted[K] = frozenset) -> float | None:
         """Time left before a batch must be cut; 0 when one is due, None when nothing waits.
-        ``busy``: the trainer has batches in hand; ``exhausted``: partitions with nothing left to
-        read (see the module doc)."""
+        ``busy``: the trainer has batches in hand; ``exhausted``: gives the partitions with
+        nothing left to read (see the module doc), asked only when a full batch would wait."""
         if not self._size:
             return None
         busy = busy or self._clock() < self._settling_until
-        if self._size >= self.max_size and (
-            not busy or all(queue or key in exhausted for key, queue in self._queues.items())
-        ):
-            return 0.0
+        if self._size >= self.max_size:
+            empty = {key for key, queue in self._queues.items() if not queue}
+            if not busy or not empty or empty <= set(exhausted()):
+                return 0.0
         oldest = min(queue[0][0] for queue in self._queues.values() if queue)
         return max(0.0, oldest + self.max_latency_s - self._clock())
 
-    def due(self, busy: bool = False, exhausted: Collection[K] = ()) -> bool:
+    def due(self, busy: bool = False, exhausted: Exhausted[K] = frozenset) -> bool:
         remaining = self.seconds_until_due(busy, exhausted)
         return remaining is not None and remaining <= 0
 
