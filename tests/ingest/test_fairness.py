@@ -13,9 +13,6 @@ to arrive refilled the whole hand-off (about four batches) before the others wer
 partition comes first depends on fetch order, not backlog (in the soak it was partition 0 every
 time). With per-partition queues and round-robin batches (:mod:`streamtune.ingest.fair_batcher`)
 the test measures each partition's share of the trained advance. Cost: about 25 s.
-
-The second test is the other side of that fairness: a busy trainer's batch must not wait for a
-partition that has nothing to read.
 """
 
 from __future__ import annotations
@@ -86,37 +83,31 @@ def _produce_backlog(bootstrap: str, topic: str) -> None:
     assert producer.flush(30) == 0
 
 
-def _ingest(settings, tiny_model_dir, trainer: SlowTrainer, max_batch_latency_s: float) -> EventIngestor:
-    return EventIngestor(
+def test_every_partition_advances_by_its_share_under_backpressure(settings, tiny_model_dir):
+    ensure_topics(settings, [(settings.events_topic, PARTITIONS), (settings.dlq_topic, 1)])
+    _produce_backlog(settings.bootstrap_servers, settings.events_topic)
+    handoff = BatchHandoff(2)
+    trainer = SlowTrainer(handoff)
+    ingestor = EventIngestor(
         KafkaClients(make_consumer(settings, settings.trainer_group_id), make_producer(settings)),
-        trainer.handoff,
-        IngestConfig(settings.events_topic, settings.dlq_topic, BATCH_SIZE, max_batch_latency_s, max_text_chars=99),
+        handoff,
+        IngestConfig(settings.events_topic, settings.dlq_topic, BATCH_SIZE, max_batch_latency_s=1.0, max_text_chars=99),
         TrainerMetrics(),
         trainer=TrainerLink(
             positions=lambda: TrainedPosition(trainer.snapshot(), from_lineage=True),
             builder=BatchBuilder(PairEncoder(AutoTokenizer.from_pretrained(tiny_model_dir), 32)),
         ),
     )
-
-
-def _train_until(ingestor: EventIngestor, trainer: SlowTrainer, target: int, timeout_s: float) -> None:
     trainer.start()
     ingestor.start()
     try:
-        wait_for(lambda: trainer.trained >= target, timeout_s, what=f"the trainer to train {target} events")
+        wait_for(lambda: trainer.trained >= TRAINED_TARGET, 120, what="the trainer to work through its target")
     finally:
         ingestor.stop()
         ingestor.join(30)
         trainer.halt.set()
         trainer.join(30)
     assert ingestor.failure is None
-
-
-def test_every_partition_advances_by_its_share_under_backpressure(settings, tiny_model_dir):
-    ensure_topics(settings, [(settings.events_topic, PARTITIONS), (settings.dlq_topic, 1)])
-    _produce_backlog(settings.bootstrap_servers, settings.events_topic)
-    trainer = SlowTrainer(BatchHandoff(2))
-    _train_until(_ingest(settings, tiny_model_dir, trainer, max_batch_latency_s=1.0), trainer, TRAINED_TARGET, 120)
     advanced = {p: trainer.snapshot().get(f"{settings.events_topic}:{p}", 0) for p in range(PARTITIONS)}
     total = sum(advanced.values())
     assert total < PARTITIONS * BACKLOG_PER_PARTITION / 2, "the backlog ran dry: the test proved nothing"
@@ -124,19 +115,3 @@ def test_every_partition_advances_by_its_share_under_backpressure(settings, tiny
     expected = 1 / PARTITIONS  # equal backlogs
     unfair = {p: round(share, 3) for p, share in shares.items() if abs(share - expected) > 0.1 * expected}
     assert not unfair, f"partitions off their share {expected:.3f} by over 10 %: {unfair} (advanced {advanced})"
-
-
-def test_a_busy_trainer_does_not_wait_for_partitions_with_nothing_to_read(settings, tiny_model_dir):
-    """A backlog on one partition, the others empty, and a batch latency of ten minutes: while
-    the trainer is busy, a full batch waits for every partition that may still deliver, but the
-    empty ones have nothing to give, so batches flow at the trainer's pace (before, each batch
-    after the first waited out the whole latency bound)."""
-    ensure_topics(settings, [(settings.events_topic, PARTITIONS), (settings.dlq_topic, 1)])
-    producer = make_producer(settings)
-    for index in range(10 * BATCH_SIZE):
-        value = json.dumps({"event_id": f"only-{index}", "text": f"film {index}", "label": index % 2})
-        producer.produce(settings.events_topic, value=value.encode(), partition=0)
-    assert producer.flush(30) == 0
-    trainer = SlowTrainer(BatchHandoff(2))
-    _train_until(_ingest(settings, tiny_model_dir, trainer, max_batch_latency_s=600.0), trainer, 10 * BATCH_SIZE, 60)
-    assert trainer.snapshot().get(f"{settings.events_topic}:0") == 10 * BATCH_SIZE

@@ -144,13 +144,13 @@ class EventIngestor(threading.Thread):
                 self._waiting.pop(0)
             timeout = 0.0
         else:
-            due_in = self._batcher.seconds_until_due(busy=self._handoff.busy(), exhausted=self._exhausted)
+            due_in = self._batcher.seconds_until_due(busy=self._handoff.busy())
             timeout = _IDLE_POLL_S if due_in is None else min(due_in, _IDLE_POLL_S)
         # While paused, poll() still serves the group protocol and delivers no records.
         for message in self._consumer.consume(num_messages=self._config.batch_size, timeout=timeout):
             self._handle(message)
         if not self._waiting:
-            if self._batcher.due(busy=self._handoff.busy(), exhausted=self._exhausted):
+            if self._batcher.due(busy=self._handoff.busy()):
                 self._cut(self._batcher.take())
             elif self._only_invalid_records_pending():
                 self._cut([])  # moves the position past dead-lettered records
@@ -174,19 +174,6 @@ class EventIngestor(threading.Thread):
         kind, produced_ms = message.timestamp()
         example = StreamExample(decoded, produced_ms if kind != 0 else None, message.offset())
         self._batcher.add(offset_key(message.topic(), message.partition()), example)
-
-    def _exhausted(self) -> set[str]:
-        """Assigned partitions with nothing left to read, by the high watermark of their last
-        fetch response (exact, and local: no request). A partition read from no known offset
-        counts only while it is empty; one without a fetch response yet never does."""
-        exhausted = set()
-        for tp in self._assignment.partitions:
-            key = offset_key(tp.topic, tp.partition)
-            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            read = self._assignment.consumed.get(key)
-            if high >= 0 and (high == 0 if read is None else read >= high):
-                exhausted.add(key)
-        return exhausted
 
     def _pause_full_partitions(self) -> None:
         """Pause the partitions whose queue is full, resume those drained to half of it."""

@@ -14,23 +14,19 @@ A batch closes when ``max_size`` items wait in all queues together, or ``max_lat
 oldest waiting item arrived. While the trainer has work in hand (``busy``), a full batch also
 waits, up to that latency bound, until every partition has items queued: otherwise right after
 a resume the partition whose records arrive first would fill the batch alone. Waiting then costs
-no throughput (the trainer is busy) and at most ``max_latency`` of freshness. A partition known
-to have nothing left to read (``exhausted``: its last fetch reported no record past what was
-read) is not waited for: its records cannot arrive, and with partitions idle the wait would
-cost every batch its whole latency bound. Pure (the clock is injected): tested without Kafka.
+no throughput (the trainer is busy) and at most ``max_latency`` of freshness. Pure (the clock is
+injected): tested without Kafka.
 """
 
 from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable, Collection, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
-# The partitions with nothing left to read, computed only when a batch would wait for them.
-Exhausted = Callable[[], Collection[K]]
 
 
 class FairBatcher(Generic[K, T]):
@@ -69,8 +65,6 @@ class FairBatcher(Generic[K, T]):
     ...     batcher.add("a", item)
     >>> batcher.due(), batcher.due(busy=True)  # a full batch, but only "a" has items
     (True, False)
-    >>> batcher.due(busy=True, exhausted=lambda: {"b"})  # "b" has nothing left to read: no wait
-    True
     >>> now[0] = 2.5
     >>> batcher.due(busy=True), batcher.take()
     (True, ['a3', 'a4', 'a5', 'a6'])
@@ -107,22 +101,19 @@ class FairBatcher(Generic[K, T]):
         self._queues.setdefault(partition, collections.deque()).append((self._clock(), item))
         self._size += 1
 
-    def seconds_until_due(self, busy: bool = False, exhausted: Exhausted[K] = frozenset) -> float | None:
+    def seconds_until_due(self, busy: bool = False) -> float | None:
         """Time left before a batch must be cut; 0 when one is due, None when nothing waits.
-        ``busy``: the trainer has batches in hand; ``exhausted``: gives the partitions with
-        nothing left to read (see the module doc), asked only when a full batch would wait."""
+        ``busy``: the trainer has batches in hand (see the module doc)."""
         if not self._size:
             return None
         busy = busy or self._clock() < self._settling_until
-        if self._size >= self.max_size:
-            empty = {key for key, queue in self._queues.items() if not queue}
-            if not busy or not empty or empty <= set(exhausted()):
-                return 0.0
+        if self._size >= self.max_size and (not busy or all(self._queues.values())):
+            return 0.0
         oldest = min(queue[0][0] for queue in self._queues.values() if queue)
         return max(0.0, oldest + self.max_latency_s - self._clock())
 
-    def due(self, busy: bool = False, exhausted: Exhausted[K] = frozenset) -> bool:
-        remaining = self.seconds_until_due(busy, exhausted)
+    def due(self, busy: bool = False) -> bool:
+        remaining = self.seconds_until_due(busy)
         return remaining is not None and remaining <= 0
 
     def take(self) -> list[T]:
