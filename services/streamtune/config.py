@@ -107,6 +107,11 @@ class Settings(KafkaSettings, ServingSettings, OperationsSettings):
     # --- Micro-batching ------------------------------------------------------------------------
     batch_size: int = Field(default=32, ge=1)
     max_batch_latency_ms: int = Field(default=1000, ge=1)
+    # While the trainer is busy, a full batch waits (up to the latency above) until every
+    # assigned partition has records queued, so backlogged partitions advance together. False:
+    # a batch closes by size and latency alone (the evaluation's lock-step, where one partition
+    # at a time holds records and the latency is a day).
+    fair_batch_wait: bool = True
     publish_every_batches: int = Field(default=1, ge=1)
     # While more batches already wait, keep training into the same version for up to this long
     # (ms since the previous publish) instead of judging and writing one per batch: under load

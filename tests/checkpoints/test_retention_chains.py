@@ -90,3 +90,33 @@ def test_a_delta_without_a_chain_length_is_refused(tmp_path):
     raw["chain_length"] = 0
     with pytest.raises(CheckpointError, match="chain_length"):
         Manifest.from_json(json.dumps(raw).encode())
+
+
+def test_retention_reads_each_manifest_of_a_long_chain_once(tmp_path):
+    """Retention runs with every publish and the oldest retained delta's chain reaches back to
+    its snapshot: each link is read from its manifest once, not once per publish."""
+    store = CheckpointStore(tmp_path, keep_versions=2)
+    publish_chain(store, "S" + "D" * 9)
+    reads: list[int] = []
+    read_manifest = store.read_manifest
+
+    def counted(version: int) -> Manifest:
+        reads.append(version)
+        return read_manifest(version)
+
+    store.read_manifest = counted  # type: ignore[method-assign]
+    publish_chain_after(store, "DDD")  # v11..v13, the chain still reaches v1
+    assert store.versions() == list(range(1, 14))
+    assert sorted(reads) == [11, 12, 13], reads  # the new versions only
+
+
+def test_a_replaced_manifest_is_read_again_by_retention(tmp_path):
+    store = CheckpointStore(tmp_path, keep_versions=2)
+    publish_chain(store, "SDD")  # v3 on v2 on v1: retention has read every link
+    assert store.versions() == [1, 2, 3]
+    manifest_path = store.path_of(2) / "manifest.json"
+    replaced = json.loads(manifest_path.read_text())
+    replaced["delta_of"], replaced["chain_length"] = None, 0  # v2 rewritten as a snapshot
+    manifest_path.write_text(json.dumps(replaced))
+    publish_chain_after(store, "D")  # v4 on v3 on v2, which needs nothing now
+    assert store.versions() == [2, 3, 4]

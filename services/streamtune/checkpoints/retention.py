@@ -27,8 +27,9 @@ def chain_of(version: int, read_manifest: Callable[[int], Manifest]) -> list[int
     return chain
 
 
-def needed_versions(retained: Iterable[int], read_manifest: Callable[[int], Manifest]) -> set[int]:
-    """Every version the ``retained`` ones need to be loaded (themselves included).
+def needed_versions(retained: Iterable[int], delta_of: Callable[[int], int | None]) -> set[int]:
+    """Every version the ``retained`` ones need to be loaded (themselves included);
+    ``delta_of(v)`` is the version ``v`` extends (its manifest's ``delta_of``).
 
     A manifest that cannot be read stops its chain (it is logged): retention then keeps what it
     can prove is needed and never deletes on a guess beyond the plain count.
@@ -36,12 +37,12 @@ def needed_versions(retained: Iterable[int], read_manifest: Callable[[int], Mani
     needed: set[int] = set()
     for version in retained:
         # A chain stops at the first version already known to be needed: its own chain was
-        # followed then (retention runs with every publish, so it reads each manifest once).
+        # followed then.
         link: int | None = version
         try:
             while link is not None and link not in needed:
                 needed.add(link)
-                link = read_manifest(link).delta_of
+                link = delta_of(link)
         except CheckpointError as error:
             logger.warning("retention could not follow the delta chain of version %d: %s", version, error)
     return needed

@@ -4,9 +4,9 @@ The protocol makes the scores independent of timing (same events, same seed: sam
 
 1. **score** a chunk of events through each server's ``/v1/predict`` (requests of
    :data:`~streamtune.evaluation.served_store.REQUEST_SIZE` instances), recording per event the version that answered;
-2. **train**: for each online lineage in turn, produce the chunk to its events topic (one
-   partition, so the stream order is the file's) and wait until its server serves a version
-   whose manifest covers the chunk (its ``kafka_offsets`` reach the chunk's end);
+2. **train**: for each online lineage in turn, produce the chunk to the next partition of its
+   events topic and wait until its server serves a version whose manifest covers the chunk (its
+   ``kafka_offsets``, summed over the topic's partitions, reach the chunk's end);
 3. then the next chunk.
 
 Trainers cut batches by size only (the batch latency is set to a day) and publish after a whole
@@ -14,14 +14,17 @@ chunk's batches, so versions land exactly on chunk boundaries, whatever the mach
 Each event is therefore scored by the version trained on every event before its chunk and none
 after it: prequential (test-then-train) evaluation through the production code paths.
 
-The models topic has :data:`MODELS_PARTITIONS` partitions (announcements are keyed by version,
-so they spread over them): the embedded broker's memory storage lists every record batch of a
-partition on each fetch that returns records, and a lock-step run writes one announcement per
-version, so on one partition the broker's cost per announcement grows with the run (measured
-alone: 0.9 ms of broker CPU per produce-and-read cycle after 500 batches, 14 ms after 9,000;
-1.6 ms after 9,000 spread over 8 partitions). The events topic keeps one partition: spread over
-several, the trainer's fair batcher would hold every batch cut while it is busy until each
-partition had records, and the evaluation sets the batch latency to a day.
+Partitions: each chunk goes whole to one partition of the events topic and the next chunk to
+the next one (:data:`STREAM_PARTITIONS` of them); a chunk is produced only once the previous one
+is trained, so the trainer still sees the file's order. Announcements are keyed by version, so
+they spread over the models topic's as many partitions. The spread is for the embedded broker:
+its memory storage lists every record batch of a partition on each fetch that returns records,
+and a lock-step run writes one small batch per chunk and one announcement per version, so on one
+partition the broker's cost per cycle grows with the run (measured alone: 0.9 ms of broker CPU
+per produce-and-read cycle after 500 batches, 14 ms after 9,000; 1.6 ms after 9,000 spread over
+8 partitions). Apache Kafka indexes its log and would not care. The trainers' fair wait is off
+(``fair_batch_wait``): with one partition holding records at a time, a busy trainer's batch
+would otherwise wait a whole batch latency, a day here, for the others.
 
 Two speeds: the fast lineages (:data:`~streamtune.evaluation.contenders.FAST_LINEAGES`) get
 their own batch size and a version every fast chunk (see :mod:`streamtune.evaluation.plan`), so
@@ -65,7 +68,7 @@ logger = logging.getLogger(__name__)
 # A day: no batch ever closes on time, so batch boundaries depend on event counts alone.
 _NEVER_MS = 86_400_000
 _START_TIMEOUT_S = 600.0
-MODELS_PARTITIONS = 16
+STREAM_PARTITIONS = 16
 
 
 def trainer_overrides(chunk: int, batch_size: int) -> dict[str, Any]:
@@ -78,8 +81,10 @@ def trainer_overrides(chunk: int, batch_size: int) -> dict[str, Any]:
     return {
         "batch_size": batch_size,
         "max_batch_latency_ms": _NEVER_MS,  # batches close by size only: timing-independent
+        "fair_batch_wait": False,  # a timing rule too, and only one partition holds records at a time
         "publish_every_batches": chunk // batch_size,  # one version per chunk boundary
-        "events_topic_partitions": 1,  # one ordered stream, in the file's event-time order
+        # Chunks go to the partitions in turn, one at a time: the order stays the file's.
+        "events_topic_partitions": STREAM_PARTITIONS,
         # Every event is trained on, as by every other contender; with no holdout the quality
         # gate has nothing to judge on and lets every version out, so each chunk gets its version.
         "holdout_share": 0.0,
@@ -141,6 +146,7 @@ class LockstepDriver:
         self.branches: dict[str, ServedStore] = {}
         self._children: list[ChildService] = []
         self._producer = None
+        self._chunks_produced: dict[str, int] = {}
 
     # --- start and stop --------------------------------------------------------------------
     def start(self) -> LockstepDriver:
@@ -156,7 +162,8 @@ class LockstepDriver:
         cores = os.cpu_count() or 1
         for name in self._lineage_names:
             settings = self._settings_for(name, **LINEAGES[name], **(self._fast if name in FAST_LINEAGES else {}))
-            ensure_topics(settings, [(settings.events_topic, 1), (settings.models_topic, MODELS_PARTITIONS)])
+            topics = [settings.events_topic, settings.models_topic]
+            ensure_topics(settings, [(topic, STREAM_PARTITIONS) for topic in topics])
             # The hybrid's tensors are tiny: a second intra-op thread only spins (15 s → 0.4 s a cycle).
             threads = 1 if name in FAST_LINEAGES else cores
             trainer = self._child(f"trainer-{name}", "train", settings, threads)
@@ -253,9 +260,13 @@ class LockstepDriver:
         return seconds
 
     def _produce(self, topic: str, raw_events: Sequence[dict[str, Any]]) -> None:
-        """Append events to ``topic``, acknowledged by the cluster before returning."""
+        """Append events to the next partition of ``topic`` in turn, acknowledged by the
+        cluster before returning."""
+        chunk = self._chunks_produced.get(topic, 0)
+        self._chunks_produced[topic] = chunk + 1
+        partition = chunk % STREAM_PARTITIONS
         for event in raw_events:
-            self._producer.produce(topic, value=json.dumps(event).encode("utf-8"))
+            self._producer.produce(topic, value=json.dumps(event).encode("utf-8"), partition=partition)
             self._producer.poll(0)
         undelivered = self._producer.flush(60)
         if undelivered:

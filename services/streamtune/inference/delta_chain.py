@@ -114,7 +114,11 @@ class HybridLoader:
         else:
             snapshot = self._store.checkout(chain.pop().version)
             model, texts = self._from_snapshot(snapshot.directory)
-            self._texts.warm(snapshot.directory / CACHE_FILE)
+            if previous is None:
+                # A snapshot ships the trainer's whole text cache (tens of MB). A server that
+                # already follows the lineage holds those embeddings: each came with an earlier
+                # version or was embedded here on first use.
+                self._texts.warm(snapshot.directory / CACHE_FILE)
             applied = [snapshot.manifest.version]
         _bind(model, texts)
         for manifest in reversed(chain):

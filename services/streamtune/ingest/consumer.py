@@ -76,7 +76,7 @@ class EventIngestor(threading.Thread):
         # Four batches' worth per partition, resumed at two: a resumed partition's records
         # arrive (~0.5 s on a resume) before its queue runs dry.
         self._batcher: FairBatcher[str, StreamExample] = FairBatcher(
-            config.batch_size, config.max_batch_latency_s, capacity=4 * config.batch_size
+            config.batch_size, config.max_batch_latency_s, capacity=4 * config.batch_size, fair_wait=config.fair_wait
         )
         self._paused: set[str] = set()  # partitions paused because their queue is full
         self._last_cut = time.monotonic()

@@ -14,8 +14,9 @@ A batch closes when ``max_size`` items wait in all queues together, or ``max_lat
 oldest waiting item arrived. While the trainer has work in hand (``busy``), a full batch also
 waits, up to that latency bound, until every partition has items queued: otherwise right after
 a resume the partition whose records arrive first would fill the batch alone. Waiting then costs
-no throughput (the trainer is busy) and at most ``max_latency`` of freshness. Pure (the clock is
-injected): tested without Kafka.
+no throughput (the trainer is busy) and at most ``max_latency`` of freshness. That wait is a
+timing rule, so it can be turned off (``fair_wait=False``) where batches must close by size and
+latency alone. Pure (the clock is injected): tested without Kafka.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class FairBatcher(Generic[K, T]):
         every batch).
     clock
         Monotonic time source in seconds.
+    fair_wait
+        Whether a busy trainer's full batch (and the first batch after an assignment) waits for
+        every partition to have items; see the module doc.
 
     Examples
     --------
@@ -71,7 +75,13 @@ class FairBatcher(Generic[K, T]):
     """
 
     def __init__(
-        self, max_size: int, max_latency_s: float, capacity: int, clock: Callable[[], float] = time.monotonic
+        self,
+        max_size: int,
+        max_latency_s: float,
+        capacity: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        fair_wait: bool = True,
     ) -> None:
         if max_size < 1 or max_latency_s <= 0 or capacity < 1:
             raise ValueError("max_size and capacity must be >= 1 and max_latency_s > 0")
@@ -79,6 +89,7 @@ class FairBatcher(Generic[K, T]):
         self.max_latency_s = max_latency_s
         self.capacity = capacity
         self._clock = clock
+        self.fair_wait = fair_wait
         self._queues: dict[K, collections.deque[tuple[float, T]]] = {}
         self._size = 0
         self._next_first = 0  # rotates which partition a batch starts with
@@ -106,7 +117,7 @@ class FairBatcher(Generic[K, T]):
         ``busy``: the trainer has batches in hand (see the module doc)."""
         if not self._size:
             return None
-        busy = busy or self._clock() < self._settling_until
+        busy = self.fair_wait and (busy or self._clock() < self._settling_until)
         if self._size >= self.max_size and (not busy or all(self._queues.values())):
             return 0.0
         oldest = min(queue[0][0] for queue in self._queues.values() if queue)

@@ -28,6 +28,7 @@ class IngestConfig:
     max_batch_latency_s: float
     max_text_chars: int
     partitions: tuple[int, ...] | None = None
+    fair_wait: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, partitions: tuple[int, ...] | None = None) -> IngestConfig:
@@ -38,6 +39,7 @@ class IngestConfig:
             max_batch_latency_s=settings.max_batch_latency_ms / 1000,
             max_text_chars=settings.max_text_chars,
             partitions=partitions,
+            fair_wait=settings.fair_batch_wait,
         )
 
 

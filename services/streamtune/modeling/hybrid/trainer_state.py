@@ -96,14 +96,16 @@ def held_rows(
 
 def _mapping_arrays(prefix: str, mapping: dict[str, Any]) -> dict[str, np.ndarray]:
     """An :meth:`IdMapping.state_dict` as arrays: admitted keys in order with their rows and
-    last-seen clocks, and the pending keys with their sightings."""
-    admitted = [key for key, _ in mapping["rows"]]
-    last_seen = mapping["last_seen"]
+    last-seen clocks, and the pending keys with their sightings.
+
+    Written with every version, so every pass over the keys runs in C (``zip``, ``map`` over
+    bound methods): Python loops over them cost ~8 ms a version at 10,000 keys."""
+    admitted, rows = (list(column) for column in zip(*mapping["rows"], strict=True)) if mapping["rows"] else ([], [])
     pending = mapping["pending"]
     return {
         **_keys_arrays(f"{prefix}keys", admitted),
-        f"{prefix}rows": np.fromiter((row for _, row in mapping["rows"]), np.int64, len(admitted)),
-        f"{prefix}last_seen": np.fromiter((last_seen[key] for key in admitted), np.int64, len(admitted)),
+        f"{prefix}rows": np.array(rows, dtype=np.int64),
+        f"{prefix}last_seen": np.fromiter(map(mapping["last_seen"].__getitem__, admitted), np.int64, len(admitted)),
         **_keys_arrays(f"{prefix}pending", list(pending)),
         f"{prefix}pending_counts": np.fromiter(pending.values(), np.int64, len(pending)),
     }
@@ -122,9 +124,14 @@ def _mapping_of(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
 
 
 def _keys_arrays(name: str, keys: list[str]) -> dict[str, np.ndarray]:
-    encoded = [key.encode("utf-8") for key in keys]
-    ends = np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), dtype=np.int64)
-    return {name: np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), f"{name}_ends": ends}
+    joined = "".join(keys)
+    if joined.isascii():  # ids usually are: a character is a byte, and one encode does all
+        data, sized = joined.encode("ascii"), keys
+    else:
+        sized = [key.encode("utf-8") for key in keys]
+        data = b"".join(sized)
+    ends = np.cumsum(np.fromiter(map(len, sized), np.int64, len(sized)), dtype=np.int64)
+    return {name: np.frombuffer(data, dtype=np.uint8).copy(), f"{name}_ends": ends}
 
 
 def _keys_of(name: str, arrays: dict[str, np.ndarray]) -> list[str]:
