@@ -27,9 +27,8 @@ def chain_of(version: int, read_manifest: Callable[[int], Manifest]) -> list[int
     return chain
 
 
-def needed_versions(retained: Iterable[int], delta_of: Callable[[int], int | None]) -> set[int]:
-    """Every version the ``retained`` ones need to be loaded (themselves included);
-    ``delta_of(v)`` is the version ``v`` extends (its manifest's ``delta_of``).
+def needed_versions(retained: Iterable[int], read_manifest: Callable[[int], Manifest]) -> set[int]:
+    """Every version the ``retained`` ones need to be loaded (themselves included).
 
     A manifest that cannot be read stops its chain (it is logged): retention then keeps what it
     can prove is needed and never deletes on a guess beyond the plain count.
@@ -37,12 +36,12 @@ def needed_versions(retained: Iterable[int], delta_of: Callable[[int], int | Non
     needed: set[int] = set()
     for version in retained:
         # A chain stops at the first version already known to be needed: its own chain was
-        # followed then.
+        # followed then (retention runs with every publish, so it reads each manifest once).
         link: int | None = version
         try:
             while link is not None and link not in needed:
                 needed.add(link)
-                link = delta_of(link)
+                link = read_manifest(link).delta_of
         except CheckpointError as error:
             logger.warning("retention could not follow the delta chain of version %d: %s", version, error)
     return needed

@@ -277,11 +277,7 @@ class S3CheckpointStore:
             return
         versions = sorted(version for version, names in numbered.items() if MANIFEST_FILE in names)
         cut = max(0, len(versions) - self.keep_versions)
-
-        def delta_of(version: int) -> int | None:
-            return self._listed_manifest(version, numbered[version][MANIFEST_FILE]).delta_of
-
-        needed = needed_versions(versions[cut:], delta_of)
+        needed = needed_versions(versions[cut:], lambda v: self._listed_manifest(v, numbered[v][MANIFEST_FILE]))
         for version in versions[:cut]:
             if version == latest or version in needed:
                 continue

@@ -59,11 +59,8 @@ class CheckpointStore:
     def __init__(self, root: Path, keep_versions: int = 10) -> None:
         self.root = Path(root)
         self.keep_versions = keep_versions
-        # Version -> (its manifest file's identity, the version its delta extends): retention runs
-        # with every publish, and the oldest retained delta's chain reaches back to its snapshot,
-        # up to `snapshot_every` manifests away; a stat instead of a parse for each link, and a
-        # manifest replaced on disk is read again.
-        self._links: dict[int, tuple[tuple[int, int], int | None]] = {}
+        # Manifests retention has read, with their file's identity (see _known_manifest).
+        self._manifests: dict[int, tuple[tuple[int, int], Manifest]] = {}
 
     @property
     def location(self) -> str:
@@ -234,11 +231,11 @@ class CheckpointStore:
     def _prune(self) -> None:
         versions = self.versions()
         cut = max(0, len(versions) - self.keep_versions)
-        protected = {self.latest_version()} | needed_versions(versions[cut:], self._delta_of)
+        protected = {self.latest_version()} | needed_versions(versions[cut:], self._known_manifest)
         for version in versions[:cut]:
             if version in protected:
                 continue
-            self._links.pop(version, None)
+            self._manifests.pop(version, None)
             # Rename first so a half-deleted directory is never taken for a version.
             doomed = self.root / f"{_TEMP_PREFIX}delete-{version_dirname(version)}"
             try:
@@ -247,15 +244,18 @@ class CheckpointStore:
             except OSError as error:
                 logger.warning("could not remove old version %d: %s", version, error)
 
-    def _delta_of(self, version: int) -> int | None:
+    def _known_manifest(self, version: int) -> Manifest:
+        """``version``'s manifest, parsed again only when its file changed (inode or mtime; as
+        the S3 store keys its own by ETag): retention runs with every publish, and the oldest
+        retained delta's chain reaches back to its snapshot, up to ``snapshot_every`` versions."""
         try:
             status = (self.path_of(version) / MANIFEST_FILE).stat()
         except OSError as error:
             raise CheckpointError(f"version {version} has no readable manifest: {error}") from error
         stamp = (status.st_ino, status.st_mtime_ns)
-        known = self._links.get(version)
+        known = self._manifests.get(version)
         if known is None or known[0] != stamp:
-            known = self._links[version] = (stamp, self.read_manifest(version).delta_of)
+            known = self._manifests[version] = (stamp, self.read_manifest(version))
         return known[1]
 
 
