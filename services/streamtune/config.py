@@ -92,7 +92,7 @@ class Settings(KafkaSettings, ServingSettings, OperationsSettings):
     # --- Hybrid model family (STREAMTUNE_MODEL_KIND=hybrid) --------------------------------------
     # A full snapshot every N versions; the versions between are deltas of the rows and dense
     # tensors changed since their parent (servers apply them in order).
-    snapshot_every: int = Field(default=20, ge=1)
+    snapshot_every: int = Field(default=100, ge=1)
     # Sightings before a user or item id gets an embedding row (one-off ids take no memory).
     hybrid_admit_after: int = Field(default=1, ge=1)
     # Row budget of the user table and of the item table (least recently seen rows are evicted).

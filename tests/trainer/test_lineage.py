@@ -99,7 +99,7 @@ def test_audit_reports_a_lineage_cut_by_retention(writer):
     for version in range(1, 4):
         writer.publish(draft(version - 1 or None, [f"e{version}"], version))
     store.keep_versions = 1
-    store._prune()
+    store.prune(3)
     audit = audit_lineage(store)
     assert not audit.complete and audit.versions == [3] and audit.trained == ["e3"]
 

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import IO
 
@@ -35,19 +35,22 @@ class CheckoutCache:
         self.store = CheckpointStore(root, keep_versions)
         self.keep_versions = keep_versions
 
-    def checkout(self, manifest: Manifest, raw_manifest: bytes, fetch: FileFetcher) -> CheckedOutVersion:
-        """The cached copy of ``manifest``'s version, downloaded through ``fetch`` unless a cached
-        copy of the same manifest verifies. Serialised across threads and processes (flock)."""
+    def checkout(
+        self, manifest: Manifest, raw_manifest: bytes, fetch: FileFetcher, skip: Collection[str] = ()
+    ) -> CheckedOutVersion:
+        """The cached copy of ``manifest``'s version (but the files in ``skip``), downloaded
+        through ``fetch`` unless a cached copy of the same manifest verifies. Serialised across
+        threads and processes (flock)."""
         version = manifest.version
         cached = self.store.path_of(version)
         with self.store.lock():
             if (cached / MANIFEST_FILE).is_file() and (cached / MANIFEST_FILE).read_bytes() == raw_manifest:
                 with contextlib.suppress(CheckpointError):
-                    return CheckedOutVersion(self.store.verify(version), cached)
+                    return CheckedOutVersion(self.store.verify(version, skip=skip), cached)
                 logger.warning("cached copy of version %d does not verify; downloading it again", version)
-            self._download(manifest, raw_manifest, fetch)
+            self._download(manifest, raw_manifest, fetch, skip)
             self._evict(keep=version)
-            return CheckedOutVersion(self.store.verify(version), cached)
+            return CheckedOutVersion(self.store.verify(version, skip=skip), cached)
 
     def versions(self) -> list[int]:
         return self.store.versions()
@@ -55,7 +58,7 @@ class CheckoutCache:
     def sweep_temporary(self) -> int:
         return self.store.sweep_temporary()
 
-    def _download(self, manifest: Manifest, raw_manifest: bytes, fetch: FileFetcher) -> None:
+    def _download(self, manifest: Manifest, raw_manifest: bytes, fetch: FileFetcher, skip: Collection[str]) -> None:
         """Files first, manifest last, then one rename: a version is cached whole or not at all."""
         version = manifest.version
         self.store.root.mkdir(parents=True, exist_ok=True)
@@ -63,6 +66,8 @@ class CheckoutCache:
         try:
             temp.mkdir()
             for name, entry in manifest.files.items():
+                if name in skip:
+                    continue
                 with open(temp / name, "wb") as sink:
                     check_file(version, name, entry, *fetch(name, sink, entry.bytes))
             (temp / MANIFEST_FILE).write_bytes(raw_manifest)

@@ -17,6 +17,11 @@ from streamtune.errors import CheckpointError
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+# The trainer's own files in a version (see streamtune.trainer.versions.files): listed and hashed
+# like the rest, but a server never reads them, so it neither downloads nor hashes them.
+EVENTS_FILE = "events.json"
+STREAM_STATE_FILE = "stream_state.safetensors"
+TRAINER_ONLY_FILES = frozenset({EVENTS_FILE, STREAM_STATE_FILE})
 # File names inside a version: plain names, no directories, no traversal.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

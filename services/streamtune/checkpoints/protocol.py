@@ -9,7 +9,7 @@ The trainer, the inference server and the CLI only use what is listed here.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -56,16 +56,24 @@ class VersionStore(Protocol):
         """The parsed manifest of ``version`` (files not checked)."""
         ...
 
-    def verify(self, version: int) -> Manifest:
-        """The manifest of ``version`` after checking every file's size and sha256."""
+    def verify(self, version: int, *, skip: Collection[str] = ()) -> Manifest:
+        """The manifest of ``version`` after checking the size and sha256 of every file but
+        those named in ``skip``."""
         ...
 
-    def checkout(self, version: int) -> CheckedOutVersion:
-        """``version`` verified, in a local directory (downloaded and cached when remote)."""
+    def checkout(self, version: int, *, skip: Collection[str] = ()) -> CheckedOutVersion:
+        """``version`` verified, in a local directory (downloaded and cached when remote); the
+        files named in ``skip`` are neither checked nor downloaded (a server passes
+        :data:`~streamtune.checkpoints.manifest.TRAINER_ONLY_FILES`)."""
         ...
 
-    def publish(self, write_payload: PayloadWriter, build_manifest: ManifestBuilder) -> Manifest:
-        """Write a new version so that readers see all of it or nothing, then point LATEST at it."""
+    def publish(self, write_payload: PayloadWriter, build_manifest: ManifestBuilder, *, prune: bool = True) -> Manifest:
+        """Write a new version so that readers see all of it or nothing, then point LATEST at it;
+        then apply the retention, unless ``prune`` is False (the caller then calls :meth:`prune`)."""
+        ...
+
+    def prune(self, latest: int) -> None:
+        """Remove versions beyond the retention, never ``latest`` nor what a retained delta needs."""
         ...
 
     def set_latest(self, version: int) -> None:

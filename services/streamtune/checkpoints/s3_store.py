@@ -23,7 +23,7 @@ import logging
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -103,25 +103,29 @@ class S3CheckpointStore:
     def read_manifest(self, version: int) -> Manifest:
         return _parse_manifest(self._manifest_bytes(version), version)
 
-    def verify(self, version: int) -> Manifest:
-        """Check every file's size and sha256 by streaming it (nothing is kept locally)."""
+    def verify(self, version: int, *, skip: Collection[str] = ()) -> Manifest:
+        """Check every file's size and sha256 (but those in ``skip``) by streaming it (nothing
+        is kept locally)."""
         manifest = self.read_manifest(version)
         for name, entry in manifest.files.items():
+            if name in skip:
+                continue
             check_file(version, name, entry, *self.objects.stream_into(_object(version, name), None, entry.bytes))
         return manifest
 
-    def checkout(self, version: int) -> CheckedOutVersion:
+    def checkout(self, version: int, *, skip: Collection[str] = ()) -> CheckedOutVersion:
         """``version`` in the local cache, verified; downloaded unless a cached copy of the very
-        same manifest verifies. Older cached versions beyond the retention are removed."""
+        same manifest verifies. Older cached versions beyond the retention are removed. The
+        files named in ``skip`` are not downloaded."""
         raw = self._manifest_bytes(version)
 
         def fetch(name: str, sink: IO[bytes], max_bytes: int) -> tuple[str, int]:
             return self.objects.stream_into(_object(version, name), sink, max_bytes)
 
-        return self.cache.checkout(_parse_manifest(raw, version), raw, fetch)
+        return self.cache.checkout(_parse_manifest(raw, version), raw, fetch, skip)
 
     # --- writing ---------------------------------------------------------------------------
-    def publish(self, write_payload: PayloadWriter, build_manifest: ManifestBuilder) -> Manifest:
+    def publish(self, write_payload: PayloadWriter, build_manifest: ManifestBuilder, *, prune: bool = True) -> Manifest:
         """Upload a new version so that readers see all of it or nothing, and point LATEST at it.
 
         Steps, in this order (a crash anywhere leaves nothing a reader would load):
@@ -132,7 +136,8 @@ class S3CheckpointStore:
         4. ``manifest.json`` is uploaded last, also with ``If-None-Match: *``: the version exists;
         5. LATEST is replaced with ``If-Match`` on the ETag read under :meth:`lock` (or just now);
            if it moved meanwhile, the new version is withdrawn and :class:`LineageMovedError` raised;
-        6. versions beyond the retention are removed.
+        6. versions beyond the retention are removed (``prune=False``: the caller calls
+           :meth:`prune` itself).
 
         A failure in steps 2–4 removes what this publish uploaded and raises :class:`PublishError`;
         LATEST and the versions already there are untouched.
@@ -168,7 +173,8 @@ class S3CheckpointStore:
         except LineageMovedError:
             self._withdraw(uploaded, version)
             raise
-        self._prune(latest=version)  # Step 6
+        if prune:
+            self.prune(version)  # Step 6
         return manifest
 
     def set_latest(self, version: int) -> None:
@@ -267,7 +273,7 @@ class S3CheckpointStore:
         except CheckpointError as error:
             logger.warning("could not withdraw the objects of version %d: %s", version, error)
 
-    def _prune(self, latest: int) -> None:
+    def prune(self, latest: int) -> None:
         """Remove versions beyond the retention, never ``latest`` (what LATEST names), nor what a
         retained delta needs: the manifest first, so a half-deleted version is never taken for one."""
         try:

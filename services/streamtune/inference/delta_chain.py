@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from streamtune.checkpoints import VersionStore
-from streamtune.checkpoints.manifest import Manifest
+from streamtune.checkpoints.manifest import TRAINER_ONLY_FILES, Manifest
 from streamtune.errors import CheckpointError, ModelLoadError
 from streamtune.inference.hybrid_model import HybridRow, HybridServed
 from streamtune.inference.text_cache import ServerTexts
@@ -112,7 +112,7 @@ class HybridLoader:
             model, applied = self._reused_tables() or clone_model(previous.model), []
             texts = previous.texts or self._texts
         else:
-            snapshot = self._store.checkout(chain.pop().version)
+            snapshot = self._store.checkout(chain.pop().version, skip=TRAINER_ONLY_FILES)
             model, texts = self._from_snapshot(snapshot.directory)
             if previous is None:
                 # A snapshot ships the trainer's whole text cache (tens of MB). A server that
@@ -122,7 +122,7 @@ class HybridLoader:
             applied = [snapshot.manifest.version]
         _bind(model, texts)
         for manifest in reversed(chain):
-            delta = self._store.checkout(manifest.version)
+            delta = self._store.checkout(manifest.version, skip=TRAINER_ONLY_FILES)
             payloads.append(read_payload(delta.directory))
             texts = self._apply(model, payloads[-1], texts)
             self._texts.warm(delta.directory / CACHE_FILE)
@@ -182,6 +182,5 @@ def _bind(model: HybridModel, texts: ServerTexts) -> None:
 
 def clone_model(model: HybridModel) -> HybridModel:
     """An independent copy of ``model``'s tables, mappings and dense part for serving and
-    applying deltas (shares the encoder and the fixed text buckets, which no version changes;
-    the key mappings lose their LRU order, which a server never uses)."""
-    return copy_model(model, keep_embedder=True, keep_order=False)
+    applying deltas (shares the encoder and the fixed text buckets, which no version changes)."""
+    return copy_model(model, keep_embedder=True)

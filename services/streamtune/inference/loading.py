@@ -21,6 +21,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from streamtune.checkpoints import VersionStore
+from streamtune.checkpoints.manifest import TRAINER_ONLY_FILES
 from streamtune.errors import CheckpointError, ModelLoadError
 from streamtune.inference.backends import Backend
 from streamtune.inference.backends.selection import BackendChooser
@@ -184,7 +185,8 @@ class ModelLoader:
         return self._served(0, manifest, self._template, self._max_length)
 
     def _version(self, version: int) -> ServedModel:
-        checked_out = self._store.checkout(version)  # verified; downloaded and cached if remote
+        # Verified; downloaded and cached if remote; the trainer's own files are left alone.
+        checked_out = self._store.checkout(version, skip=TRAINER_ONLY_FILES)
         manifest = checked_out.manifest
         spec = TuningSpec.from_dict(manifest.tuning)
         state = load_state(checked_out.directory, spec.tuning)

@@ -44,6 +44,11 @@ class RecentIds:
         self.window = window
         self._order: deque[int] = deque()
         self._members: set[int] = set()
+        # to_array() runs with every version, the window is tens of thousands of ids and a
+        # version adds a handful: the last array is kept, with what was added and dropped since.
+        self._written = np.empty(0, dtype=np.uint64)
+        self._added: list[int] = []
+        self._dropped = 0
 
     def __len__(self) -> int:
         return len(self._order)
@@ -60,13 +65,19 @@ class RecentIds:
             return False
         self._order.append(key)
         self._members.add(key)
+        self._added.append(key)
         if len(self._order) > self.window:
             self._members.discard(self._order.popleft())
+            self._dropped += 1
         return True
 
     def to_array(self) -> np.ndarray:
         """The hashes, oldest first, as int64 (the bits of the unsigned hash)."""
-        return np.fromiter(self._order, dtype=np.uint64, count=len(self._order)).view(np.int64)
+        if self._added or self._dropped:
+            added = np.fromiter(self._added, dtype=np.uint64, count=len(self._added))
+            self._written = np.concatenate((self._written, added))[self._dropped :]
+            self._added, self._dropped = [], 0
+        return self._written.view(np.int64)  # never changed in place: new arrays replace it
 
     @classmethod
     def from_array(cls, hashes: Iterable[int] | np.ndarray, window: int) -> RecentIds:
@@ -78,4 +89,5 @@ class RecentIds:
             if value not in recent._members:
                 recent._order.append(value)
                 recent._members.add(value)
+                recent._added.append(value)
         return recent

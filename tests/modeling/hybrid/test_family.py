@@ -11,7 +11,7 @@ import torch
 from streamtune.checkpoints import CheckpointStore
 from streamtune.modeling.hybrid.holdout import RawHoldoutWindow
 from streamtune.modeling.hybrid.model import HybridModel
-from streamtune.modeling.hybrid.version_files import CACHE_FILE, MODEL_FILE
+from streamtune.modeling.hybrid.version_files import CACHE_FILE, read_payload
 from streamtune.privacy import user_tags
 from streamtune.testing.events import synthetic_events
 from tests.modeling.hybrid.family_helpers import batch_of, hybrid_family, hybrid_settings, pseudonymiser, publish
@@ -47,7 +47,7 @@ def test_a_chain_of_deltas_loads_into_the_trainers_tables(settings):
         kinds.append((manifest.delta_of, manifest.chain_length))
     # snapshot_every=4: a snapshot, three deltas each on its parent, then a snapshot again.
     assert kinds == [(None, 0), (1, 1), (2, 2), (3, 3), (None, 0), (5, 1)]
-    delta_rows = len(torch.load(store.path_of(6) / MODEL_FILE, weights_only=True)["users"]["keys"])
+    delta_rows = len(read_payload(store.path_of(6))["users"]["keys"])
     assert 0 < delta_rows <= 16, "a delta ships only the rows the batch touched"
     assert (store.path_of(1) / CACHE_FILE).is_file()
 
@@ -160,7 +160,7 @@ def test_forget_leaves_no_row_of_the_user_anywhere_in_the_store(settings):
         loaded.load(store.path_of(version), store.read_manifest(version))
         assert loaded.model.users.row(pseudonym) < 0
     assert manifest.delta_of == parent
-    cleared = torch.load(store.path_of(manifest.version) / MODEL_FILE, weights_only=True)["users"]
+    cleared = read_payload(store.path_of(manifest.version))["users"]
     assert None in cleared["keys"], "the delta frees the user's row on the servers that hold it"
 
 

@@ -62,3 +62,46 @@ def test_state_round_trip_keeps_order_counts_and_free_rows():
     restored = IdMapping.from_state_dict(mapping.state_dict())
     assert restored.state_dict() == mapping.state_dict()
     assert restored.observe("c", 5).row == mapping.observe("c", 5).row == 2
+
+
+def test_a_copy_keeps_the_least_recently_seen_order_and_evicts_on_its_own():
+    mapping = IdMapping(capacity=3)
+    for now, key in enumerate(["a", "b", "c", "a", "b"]):  # least recently seen now: c, a, b
+        mapping.observe(key, now)
+    copied = mapping.copy()
+    assert copied.items() == mapping.items() == [("c", 2), ("a", 0), ("b", 1)]
+    assert copied.observe("d", 5).evicted == "c"
+    mapping.observe("c", 5)  # the original moves on separately: c is the most recent there
+    assert mapping.observe("e", 6).evicted == "a"
+    assert [key for key, _ in copied.items()] == ["a", "b", "d"]
+
+
+def test_clocks_stay_in_the_keys_order_through_every_change():
+    mapping = IdMapping(capacity=4, expire_after=50)
+    for now, key in enumerate(["a", "b", "c", "a", "d", "e", "b"]):  # e evicts c
+        mapping.observe(key, now)
+    mapping.assign("f", 3, now=10)
+    mapping.remove("a")
+    mapping.observe("d", 11)
+    state = mapping.state_dict()
+    assert list(state["last_seen"]) == [key for key, _ in state["rows"]]
+    assert list(IdMapping.from_state_dict(state).state_dict()["last_seen"]) == list(state["last_seen"])
+
+
+def test_rows_are_handed_out_as_a_full_free_list_would_hand_them_out():
+    """Freed rows first (last freed first), then the lowest row never used; rows a delta took
+    are skipped; a restored mapping hands out its holes lowest first."""
+    mapping = IdMapping(capacity=8)
+    assert [mapping.observe(key, 0).row for key in "abc"] == [0, 1, 2]
+    mapping.assign("x", 4)  # a delta took row 4
+    mapping.remove("a")
+    mapping.remove("b")
+    assert [mapping.observe(key, 1).row for key in "def"] == [1, 0, 3]  # b's row, a's, then 3
+    assert mapping.observe("g", 2).row == 5  # 4 is held
+    mapping.remove("x")
+    mapping.remove("c")
+    restored = IdMapping.from_state_dict(mapping.state_dict())
+    assert [restored.observe(key, 3).row for key in "hijk"] == [2, 4, 6, 7]
+    assert [mapping.observe(key, 3).row for key in "hi"] == [2, 4]  # c's row, then x's
+    with_every_row = IdMapping(capacity=2)
+    assert [with_every_row.observe(key, now).row for now, key in enumerate("abc")] == [0, 1, 0]  # c evicts a

@@ -14,7 +14,7 @@ from streamtune.inference.hybrid_model import HybridRow
 from streamtune.inference.text_cache import ServerTexts
 from streamtune.modeling.hybrid.encoder_lora import adapter_state
 from streamtune.modeling.hybrid.text_embeddings import SentenceEncoder
-from streamtune.modeling.hybrid.version_files import MODEL_FILE
+from streamtune.modeling.hybrid.version_files import read_payload
 from streamtune.testing.events import synthetic_events
 from tests.modeling.hybrid.family_helpers import batch_of, hybrid_family, hybrid_settings, pseudonymiser, publish
 
@@ -27,7 +27,7 @@ def settings(tiny_model_dir, tmp_path):
 
 
 def shipped(store: CheckpointStore, version: int) -> dict | None:
-    return torch.load(store.path_of(version) / MODEL_FILE, weights_only=True).get("encoder")
+    return read_payload(store.path_of(version)).get("encoder")
 
 
 def probe_rows(events: list[dict]) -> list[HybridRow]:

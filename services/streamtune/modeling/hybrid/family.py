@@ -72,7 +72,7 @@ class HybridOptions:
 
     encoder_name: str = "none"  # the sentence encoder's directory ("none" without text)
     max_length: int = 64  # tokens kept per text by the encoder
-    snapshot_every: int = 20  # a full snapshot at least every this many versions
+    snapshot_every: int = 100  # a full snapshot at least every this many versions
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ Table. arXiv:2209.07663 (admission by frequency, expiry of stale ids).
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,12 +66,18 @@ class IdMapping:
         self.capacity = capacity
         self.admit_after = admit_after
         self.expire_after = expire_after
-        self._rows: OrderedDict[str, int] = OrderedDict()  # least recently seen first
-        self._last_seen: dict[str, int] = {}
+        # Least recently seen first. A plain dict keeps insertion order, and a key moves to the
+        # end by being taken out and put back; it copies 20 times faster than an OrderedDict
+        # (0.09 against 1.9 ms for 10,000 keys), and the trainer copies it with every version.
+        self._rows: dict[str, int] = {}
+        self._last_seen: dict[str, int] = {}  # in the order of _rows (the trainer state relies on it)
         self._keys: dict[int, str] = {}  # row -> key, the reverse of _rows
         self._pending: dict[str, int] = {}  # sightings of keys not yet admitted
-        # Stack of rows to hand out, lowest on top; may hold rows taken by assign() (skipped).
-        self._free = list(range(capacity - 1, -1, -1))
+        # Rows to hand out: freed ones first (last freed on top), then rows never handed out,
+        # lowest first, from _next_fresh up; either may name a row assign() took (skipped).
+        # Not a list of every free row: a copy of the mapping is taken with every version.
+        self._returned: list[int] = []
+        self._next_fresh = 0
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -94,9 +99,10 @@ class IdMapping:
 
     def observe(self, key: str, now: int) -> Sighting:
         """Count one sighting of ``key`` at ``now``; admit it once it has been seen enough."""
-        row = self._rows.get(key)
+        row = self._rows.pop(key, None)
         if row is not None:
-            self._rows.move_to_end(key)
+            self._rows[key] = row  # now the most recently seen
+            del self._last_seen[key]  # moved to the end too: both dicts keep one order
             self._last_seen[key] = now
             return Sighting(row, fresh=False)
         seen = self._pending.get(key, 0) + 1
@@ -108,9 +114,7 @@ class IdMapping:
         if len(self._rows) >= self.capacity:
             evicted, freed = next(iter(self._rows.items()))
             self._drop(evicted, freed)
-        row = self._free.pop()
-        while row in self._keys:
-            row = self._free.pop()
+        row = self._free_row()
         self._take(key, row, now)
         return Sighting(row, fresh=True, evicted=evicted)
 
@@ -149,16 +153,14 @@ class IdMapping:
         self._pending.pop(key, None)
         self._take(key, row, now)
 
-    def copy(self, *, keep_order: bool = True) -> IdMapping:
-        """An independent copy. ``keep_order=False`` gives the key -> row dict up as a plain
-        dict without its least-recently-seen order (a plain dict copies in C, an ordered one key
-        by key: 50 ms for 50,000 keys): enough for a server, which never evicts or observes keys."""
+    def copy(self) -> IdMapping:
+        """An independent copy, least-recently-seen order included."""
         copied = copy.copy(self)
-        copied._rows = self._rows.copy() if keep_order else dict(self._rows)  # type: ignore[assignment]
+        copied._rows = dict(self._rows)
         copied._last_seen = dict(self._last_seen)
         copied._keys = dict(self._keys)
         copied._pending = dict(self._pending)
-        copied._free = list(self._free)
+        copied._returned = list(self._returned)
         return copied
 
     def state_dict(self) -> dict[str, Any]:
@@ -176,11 +178,13 @@ class IdMapping:
     def from_state_dict(cls, state: dict[str, Any]) -> IdMapping:
         """The inverse of :meth:`state_dict`."""
         mapping = cls(state["capacity"], state["admit_after"], state["expire_after"])
-        mapping._rows = OrderedDict((key, int(row)) for key, row in state["rows"])
+        mapping._rows = {key: int(row) for key, row in state["rows"]}
         mapping._last_seen = {key: int(now) for key, now in state["last_seen"].items()}
         mapping._pending = {key: int(seen) for key, seen in state["pending"].items()}
         mapping._keys = {row: key for key, row in mapping._rows.items()}
-        mapping._free = [row for row in range(mapping.capacity - 1, -1, -1) if row not in mapping._keys]
+        top = max(mapping._keys, default=-1)
+        mapping._returned = [row for row in range(top, -1, -1) if row not in mapping._keys]
+        mapping._next_fresh = top + 1
         return mapping
 
     def _take(self, key: str, row: int, now: int) -> None:
@@ -192,4 +196,14 @@ class IdMapping:
         del self._rows[key]
         del self._keys[row]
         del self._last_seen[key]
-        self._free.append(row)
+        self._returned.append(row)
+
+    def _free_row(self) -> int:
+        while self._returned:
+            row = self._returned.pop()
+            if row not in self._keys:
+                return row
+        while self._next_fresh in self._keys:
+            self._next_fresh += 1
+        self._next_fresh += 1
+        return self._next_fresh - 1

@@ -27,19 +27,18 @@ def scrub_keys(model: HybridModel, user_keys: list[str]) -> int:
     return freed
 
 
-def copy_model(model: HybridModel, *, keep_embedder: bool = False, keep_order: bool = True) -> HybridModel:
+def copy_model(model: HybridModel, *, keep_embedder: bool = False) -> HybridModel:
     """A copy of ``model``'s state (tables, key mappings, dense part, counts) sharing only what
     never changes (config, text buckets; the embedder only with ``keep_embedder``).
 
     ``copy.deepcopy`` walks every key of every mapping object by object; copying the
     mappings' dicts and cloning the tensors is many times faster, which matters because the
     trainer takes a snapshot at every publish and a server copies its tables for deltas.
-    ``keep_order=False``: see :meth:`IdMapping.copy`.
     """
     copied = copy.copy(model)
     if not keep_embedder:
         copied.embedder = None
-    copied.mappings = {space: mapping.copy(keep_order=keep_order) for space, mapping in model.mappings.items()}
+    copied.mappings = {space: mapping.copy() for space, mapping in model.mappings.items()}
     copied.tables = {space: table.copy() for space, table in model.tables.items()}
     copied.scorer = copy.deepcopy(model.scorer)
     copied.global_counts = list(model.global_counts)

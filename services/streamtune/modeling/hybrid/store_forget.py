@@ -1,12 +1,13 @@
 """Forgetting users in the versions already published: every retained hybrid version, delta
 and trainer state file is rewritten without their rows.
 
-Per version: in ``hybrid_model.pt`` each of the users' rows (snapshot or delta) keeps its row
-number but loses its key and values (a server applying it frees the row); in the trainer's
-``stream_state.safetensors`` the users leave the key mappings, admission counters and Adagrad
-accumulators and the raw holdout window. Rewritten files replace the old ones atomically and
-the manifest's sha256 entries follow, so the store still verifies. Only the directory store can
-be rewritten in place; on object storage the versions age out through retention instead.
+Per version: in ``hybrid_model.safetensors`` (an older version's ``hybrid_model.pt``) each of
+the users' rows (snapshot or delta) keeps its row number but loses its key and values (a server
+applying it frees the row); in the trainer's ``stream_state.safetensors`` the users leave the
+key mappings, admission counters and Adagrad accumulators and the raw holdout window. Rewritten
+files replace the old ones atomically and the manifest's sha256 entries follow, so the store
+still verifies. Only the directory store can be rewritten in place; on object storage the
+versions age out through retention instead.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import torch
 from streamtune.checkpoints import CheckpointStore
 from streamtune.checkpoints.manifest import MANIFEST_FILE, FileEntry, file_sha256
 from streamtune.modeling.hybrid import trainer_state
-from streamtune.modeling.hybrid.version_files import MODEL_FILE, read_payload
+from streamtune.modeling.hybrid.payload_file import write_payload_file
+from streamtune.modeling.hybrid.version_files import LEGACY_MODEL_FILE, model_file, read_payload
 from streamtune.privacy import user_tags
 from streamtune.trainer.versions.files import FAMILY_PREFIX, STREAM_STATE_FILE, read_stream_state, write_stream_state
 
@@ -63,7 +65,8 @@ def _is_wanted(key: str | None, wanted: set[int]) -> bool:
 
 
 def _scrub_model(directory: Path, wanted: set[int]) -> str | None:
-    if not (directory / MODEL_FILE).is_file():
+    path = model_file(directory)
+    if not path.is_file():
         return None
     payload = read_payload(directory)
     hits = 0
@@ -79,10 +82,13 @@ def _scrub_model(directory: Path, wanted: set[int]) -> str | None:
                 hits += 1
     if not hits:
         return None
-    temp = directory / f".{MODEL_FILE}.forget"
-    torch.save(payload, temp)
-    _fsync_replace(temp, directory / MODEL_FILE)
-    return MODEL_FILE
+    temp = directory / f".{path.name}.forget"
+    if path.name == LEGACY_MODEL_FILE:
+        torch.save(payload, temp)
+    else:
+        write_payload_file(temp, payload)
+    _fsync_replace(temp, path)
+    return path.name
 
 
 def _scrub_state(directory: Path, wanted: set[int]) -> str | None:

@@ -2,9 +2,11 @@
 
 A version directory holds, besides the trainer's own files:
 
-``hybrid_model.pt``
+``hybrid_model.safetensors``
     A snapshot or a delta as :mod:`streamtune.modeling.hybrid.versions` defines them (a dict
-    of tensors, lists and numbers; read with ``torch.load(weights_only=True)``).
+    of tensors, lists and numbers; see :mod:`streamtune.modeling.hybrid.payload_file`).
+    Versions written before it hold ``hybrid_model.pt`` instead (read with
+    ``torch.load(weights_only=True)``); both are read.
 ``hybrid_version.json``
     ``{"state_id", "type", "chain_length"}``: which in-memory state the version was written
     from, so the next export knows whether a delta against it is possible.
@@ -32,10 +34,12 @@ from streamtune.checkpoints.manifest import MANIFEST_FILE, Manifest
 from streamtune.checkpoints.retention import chain_of
 from streamtune.modeling.hybrid.errors import HybridModelError
 from streamtune.modeling.hybrid.model import HybridModel
+from streamtune.modeling.hybrid.payload_file import read_payload_file, write_payload_file
 from streamtune.modeling.hybrid.text_embeddings import EmbeddingCache, TextEmbedder
 from streamtune.modeling.hybrid.versions import SNAPSHOT, apply_delta, load_snapshot
 
-MODEL_FILE = "hybrid_model.pt"
+MODEL_FILE = "hybrid_model.safetensors"
+LEGACY_MODEL_FILE = "hybrid_model.pt"
 INFO_FILE = "hybrid_version.json"
 CACHE_FILE = "text_cache.npz"
 
@@ -55,16 +59,25 @@ class VersionInfo:
 
 def write_version(directory: Path, payload: dict[str, Any], info: VersionInfo) -> None:
     """The model file and its info file."""
-    torch.save(payload, directory / MODEL_FILE)
+    write_payload_file(directory / MODEL_FILE, payload)
     (directory / INFO_FILE).write_text(json.dumps(info.__dict__))
+
+
+def model_file(directory: Path) -> Path:
+    """Where a version directory keeps its snapshot or delta (the older name if that is there)."""
+    legacy = directory / LEGACY_MODEL_FILE
+    return legacy if legacy.is_file() and not (directory / MODEL_FILE).is_file() else directory / MODEL_FILE
 
 
 def read_payload(directory: Path) -> dict[str, Any]:
     """A version's snapshot or delta dict."""
+    path = model_file(directory)
     try:
-        return torch.load(directory / MODEL_FILE, weights_only=True)
-    except (OSError, RuntimeError, EOFError) as error:
-        raise HybridModelError(f"{directory / MODEL_FILE} is not a hybrid version: {error}") from None
+        if path.name == LEGACY_MODEL_FILE:
+            return torch.load(path, weights_only=True)
+        return read_payload_file(path)
+    except (OSError, RuntimeError, EOFError, ValueError) as error:
+        raise HybridModelError(f"{path} is not a hybrid version: {error}") from None
 
 
 def read_info(directory: Path) -> VersionInfo | None:

@@ -6,8 +6,9 @@ with the key that now holds it (``None``: the row was freed, e.g. by ``forget``)
 dense weights (small) and the global counts. With the slow path on, a version also carries the
 encoder's adapters (``encoder``: version, LoRA shape, tensors) whenever they differ from those
 the previous export shipped, and always in a snapshot. Applying a chain of deltas in order to a copy of
-the parent snapshot reproduces the trainer's tables exactly. Serialisation (``torch.save``,
-hashes, manifests) stays with the checkpoint store; nothing trainer-only is in here.
+the parent snapshot reproduces the trainer's tables exactly. Serialisation
+(:mod:`~streamtune.modeling.hybrid.payload_file`), hashes and manifests stay elsewhere; nothing
+trainer-only is in here.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def apply_delta(model: HybridModel, delta: dict[str, Any]) -> None:
     """Apply one delta, in place; deltas must be applied in the order they were exported."""
     if delta.get("type") != DELTA or delta.get("format") != FORMAT:
         raise HybridModelError(f"not a hybrid delta of format {FORMAT}: {delta.get('type')!r}")
-    if delta["config"] != model.config.to_dict():
+    if HybridConfig.from_dict(delta["config"]) != model.config:  # JSON gives lists for tuples
         raise HybridModelError("delta was exported by a model of a different configuration")
     _sync_encoder(delta, model.embedder)
     apply_rows_and_dense(model, delta)

@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from streamtune.checkpoints.manifest import EVENTS_FILE, STREAM_STATE_FILE
 from streamtune.errors import CheckpointError
 
-EVENTS_FILE = "events.json"
-STREAM_STATE_FILE = "stream_state.safetensors"
 EVENTS_FORMAT = 1
 RECENT_IDS = "recent_ids"
 FAMILY_PREFIX = "family."

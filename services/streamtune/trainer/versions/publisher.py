@@ -75,7 +75,8 @@ class VersionPublisher:
            rollback happened: raise :class:`LineageMovedError`), then write the version — the
            model family's files, ``events.json``, ``stream_state.safetensors`` — (temp dir,
            fsync, rename, LATEST): durable from here;
-        3. announce it on the models topic (a hint: servers also poll the store);
+        3. announce it on the models topic (a hint: servers also poll the store), then apply
+           the store's retention;
         4. commit the offsets to the consumer group — never before step 2.
         A failure in steps 1–2 raises :class:`PublishError` and leaves store and offsets as they
         were; the caller keeps training and retries with the next version.
@@ -96,14 +97,17 @@ class VersionPublisher:
                 manifest = self._store.publish(
                     lambda directory: model.update(self._write_payload(directory, draft)),
                     lambda version, files: self._manifest(version, files, draft, model),
+                    prune=False,
                 )
+                elapsed = time.perf_counter() - started
+                self._announce(manifest)  # Step 3
+                # Servers load the new version while the retention removes old ones.
+                self._store.prune(manifest.version)
         except LineageMovedError:
             raise
         except PublishError:
             self._metrics.publish_failures.inc()
             raise
-        elapsed = time.perf_counter() - started
-        self._announce(manifest)  # Step 3
         self._commit_offsets(manifest.kafka_offsets)  # Step 4
 
         size = sum(entry.bytes for entry in manifest.files.values())
