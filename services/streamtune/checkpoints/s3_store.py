@@ -46,11 +46,9 @@ _VERSION_OBJECT = re.compile(r"^(v(\d{8,}))/(.+)$")
 
 
 class S3CheckpointStore:
-    """Versions of one model lineage under an ``s3://`` prefix, cached locally for loading.
-
-    ``root`` is a local directory for what is never shared: the download cache, staging of
-    versions being uploaded, and local-only state other packages keep beside a store.
-    """
+    """Versions of one model lineage under an ``s3://`` prefix, cached locally for loading;
+    ``root`` is a local directory for what is never shared (the download cache, staging of
+    uploads, local-only state other packages keep beside a store)."""
 
     def __init__(self, location: S3Location, root: Path, keep_versions: int = 10, client: Any = None) -> None:
         self.root = Path(root)
@@ -104,19 +102,16 @@ class S3CheckpointStore:
         return _parse_manifest(self._manifest_bytes(version), version)
 
     def verify(self, version: int, *, skip: Collection[str] = ()) -> Manifest:
-        """Check every file's size and sha256 (but those in ``skip``) by streaming it (nothing
-        is kept locally)."""
+        """Check every file's size and sha256 (but those in ``skip``) by streaming it."""
         manifest = self.read_manifest(version)
         for name, entry in manifest.files.items():
-            if name in skip:
-                continue
-            check_file(version, name, entry, *self.objects.stream_into(_object(version, name), None, entry.bytes))
+            if name not in skip:
+                check_file(version, name, entry, *self.objects.stream_into(_object(version, name), None, entry.bytes))
         return manifest
 
     def checkout(self, version: int, *, skip: Collection[str] = ()) -> CheckedOutVersion:
-        """``version`` in the local cache, verified; downloaded unless a cached copy of the very
-        same manifest verifies. Older cached versions beyond the retention are removed. The
-        files named in ``skip`` are not downloaded."""
+        """``version`` in the local cache, verified; downloaded (but the files in ``skip``) unless
+        a cached copy of the same manifest verifies. Older cached versions are removed."""
         raw = self._manifest_bytes(version)
 
         def fetch(name: str, sink: IO[bytes], max_bytes: int) -> tuple[str, int]:
@@ -136,8 +131,7 @@ class S3CheckpointStore:
         4. ``manifest.json`` is uploaded last, also with ``If-None-Match: *``: the version exists;
         5. LATEST is replaced with ``If-Match`` on the ETag read under :meth:`lock` (or just now);
            if it moved meanwhile, the new version is withdrawn and :class:`LineageMovedError` raised;
-        6. versions beyond the retention are removed (``prune=False``: the caller calls
-           :meth:`prune` itself).
+        6. versions beyond the retention are removed (``prune=False``: the caller does it).
 
         A failure in steps 2–4 removes what this publish uploaded and raises :class:`PublishError`;
         LATEST and the versions already there are untouched.

@@ -6,8 +6,7 @@ The protocol makes the scores independent of timing (same events, same seed: sam
    :data:`~streamtune.evaluation.served_store.REQUEST_SIZE` instances), recording per event the version that answered;
 2. **train**: for each online lineage in turn, produce the chunk to the next partition of its
    events topic and wait until its server serves a version whose manifest covers the chunk (its
-   ``kafka_offsets``, summed over the topic's partitions, reach the chunk's end);
-3. then the next chunk.
+   ``kafka_offsets``, summed over the topic's partitions, reach the chunk's end); then the next.
 
 Trainers cut batches by size only (the batch latency is set to a day) and publish after a whole
 chunk's batches, so versions land exactly on chunk boundaries, whatever the machine's speed.
@@ -16,27 +15,23 @@ after it: prequential (test-then-train) evaluation through the production code p
 
 Partitions: each chunk goes whole to one partition of the events topic and the next chunk to
 the next one (:data:`STREAM_PARTITIONS` of them); a chunk is produced only once the previous one
-is trained, so the trainer still sees the file's order. Announcements are keyed by version, so
-they spread over the models topic's as many partitions. The spread is for the embedded broker:
-its memory storage lists every record batch of a partition on each fetch that returns records,
-and a lock-step run writes one small batch per chunk and one announcement per version, so on one
-partition the broker's cost per cycle grows with the run (measured alone: 0.9 ms of broker CPU
-per produce-and-read cycle after 500 batches, 14 ms after 9,000; 1.6 ms after 9,000 spread over
-8 partitions). Apache Kafka indexes its log and would not care. The trainers' fair wait is off
-(``fair_batch_wait``): with one partition holding records at a time, a busy trainer's batch
-would otherwise wait a whole batch latency, a day here, for the others.
+is trained, so the trainer still sees the file's order; announcements, keyed by version, spread
+over as many models partitions. For the embedded broker: its memory storage lists every record
+batch of a partition on each fetch that returns records, so on one partition its cost per
+cycle grows with the run (measured alone: 0.9 ms of broker CPU a cycle after 500 batches, 14 ms
+after 9,000; 1.6 ms after 9,000 over 8 partitions); Apache Kafka indexes its log. The trainers'
+fair wait is off (``fair_batch_wait``): with one partition holding records at a time, a busy
+trainer's batch would otherwise wait a whole batch latency, a day here, for the others.
 
 Two speeds: the fast lineages (:data:`~streamtune.evaluation.contenders.FAST_LINEAGES`) get
 their own batch size and a version every fast chunk (see :mod:`streamtune.evaluation.plan`), so
-they are scored by versions a few dozen events old; their requests carry ``user_id`` and
-``item_id``.
+they are scored by versions a few events old; their requests carry ``user_id`` and ``item_id``.
 
-Lineages and branches: an *online* contender is a trainer process and a server process sharing a
-store. Each lineage has its own copy of the events topic, so the trainers take turns, each with
-every core, instead of training at once on a core each (measured on MiniLM, 2 cores: ~2.5x per
-LoRA step). A *branch* contender is a server on a store of its own, seeded with a copy of the
-LoRA lineage's version after the warm-up: ``frozen`` never gets another version, ``periodic``
-gets the retrained ones.
+Lineages and branches: an *online* contender is a trainer and a server sharing a store. Each
+lineage has its own events topic, so the trainers take turns, each with every core, instead of
+training at once on a core each (measured on MiniLM, 2 cores: ~2.5x per LoRA step). A *branch*
+contender is a server on a store of its own, seeded with a copy of the LoRA lineage's version
+after the warm-up: ``frozen`` never gets another version, ``periodic`` gets the retrained ones.
 """
 
 from __future__ import annotations
