@@ -65,9 +65,7 @@ class CheckoutCache:
         temp = self.store.root / f".tmp-{version_dirname(version)}-{uuid.uuid4().hex[:8]}"
         try:
             temp.mkdir()
-            for name, entry in manifest.files.items():
-                if name in skip:
-                    continue
+            for name, entry in manifest.files_except(skip):
                 with open(temp / name, "wb") as sink:
                     check_file(version, name, entry, *fetch(name, sink, entry.bytes))
             (temp / MANIFEST_FILE).write_bytes(raw_manifest)

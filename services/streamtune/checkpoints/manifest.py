@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,10 @@ class Manifest:
     def is_delta(self) -> bool:
         """Whether the version is a delta against ``delta_of`` rather than a full snapshot."""
         return self.delta_of is not None
+
+    def files_except(self, skip: Collection[str] = ()) -> list[tuple[str, FileEntry]]:
+        """The listed files (name, entry) but those named in ``skip``: what a reader checks."""
+        return [(name, entry) for name, entry in self.files.items() if name not in skip]
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2, sort_keys=True).encode("utf-8")

@@ -104,9 +104,8 @@ class S3CheckpointStore:
     def verify(self, version: int, *, skip: Collection[str] = ()) -> Manifest:
         """Check every file's size and sha256 (but those in ``skip``) by streaming it."""
         manifest = self.read_manifest(version)
-        for name, entry in manifest.files.items():
-            if name not in skip:
-                check_file(version, name, entry, *self.objects.stream_into(_object(version, name), None, entry.bytes))
+        for name, entry in manifest.files_except(skip):
+            check_file(version, name, entry, *self.objects.stream_into(_object(version, name), None, entry.bytes))
         return manifest
 
     def checkout(self, version: int, *, skip: Collection[str] = ()) -> CheckedOutVersion:

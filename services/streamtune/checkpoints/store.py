@@ -82,7 +82,7 @@ class CheckpointStore:
                 for entry in entries
                 if (version := _version_of(entry.name)) is not None
                 and entry.is_dir(follow_symlinks=False)
-                and os.path.isfile(os.path.join(entry.path, MANIFEST_FILE))
+                and _has_manifest(entry.path)
             ]
         return sorted(complete)
 
@@ -131,9 +131,7 @@ class CheckpointStore:
         if directory.is_symlink() or directory.resolve().parent != self.root.resolve():
             raise CheckpointError(f"{directory} points outside the store")
         manifest = self.read_manifest(version)
-        for name, entry in manifest.files.items():
-            if name in skip:
-                continue
+        for name, entry in manifest.files_except(skip):
             path = directory / name
             if path.is_symlink() or not path.is_file():
                 raise CheckpointError(f"version {version}: file {name} is missing")
@@ -282,7 +280,11 @@ def _version_of(name: str) -> int | None:
 
 def _is_complete(directory: Path) -> bool:
     """A real directory (not a link) holding a manifest: a version, not yet verified."""
-    return directory.is_dir() and not directory.is_symlink() and (directory / MANIFEST_FILE).is_file()
+    return directory.is_dir() and not directory.is_symlink() and _has_manifest(directory)
+
+
+def _has_manifest(directory: str | os.PathLike[str]) -> bool:
+    return os.path.isfile(os.path.join(directory, MANIFEST_FILE))
 
 
 def _read_regular_file(path: Path, max_bytes: int) -> bytes:

@@ -34,7 +34,7 @@ def _assert_same(left: object, right: object) -> None:
         for key in left:
             _assert_same(left[key], right[key])
     elif isinstance(left, tuple):
-        assert list(left) == list(right)  # JSON has lists only
+        assert list(left) == list(right)
     else:
         assert left == right
 

@@ -65,7 +65,7 @@ def apply_delta(model: HybridModel, delta: dict[str, Any]) -> None:
     """Apply one delta, in place; deltas must be applied in the order they were exported."""
     if delta.get("type") != DELTA or delta.get("format") != FORMAT:
         raise HybridModelError(f"not a hybrid delta of format {FORMAT}: {delta.get('type')!r}")
-    if HybridConfig.from_dict(delta["config"]) != model.config:  # JSON gives lists for tuples
+    if delta["config"] != model.config.to_dict():
         raise HybridModelError("delta was exported by a model of a different configuration")
     _sync_encoder(delta, model.embedder)
     apply_rows_and_dense(model, delta)
