@@ -120,3 +120,38 @@ def test_a_replaced_manifest_is_read_again_by_retention(tmp_path):
     manifest_path.write_text(json.dumps(replaced))
     publish_chain_after(store, "D")  # v4 on v3 on v2, which needs nothing now
     assert store.versions() == [2, 3, 4]
+
+
+def _waiting(store: CheckpointStore) -> list[str]:
+    return sorted(entry.name for entry in store.root.glob(".tmp-delete-*"))
+
+
+def test_a_freed_chain_leaves_at_once_and_its_files_go_a_few_per_publish(tmp_path):
+    """A snapshot's chain ages out all at once: every version leaves the listing with that
+    publish, while their files are deleted four versions per publish (one publish deleting them
+    all stalled the trainer's loop), until none is left."""
+    store = CheckpointStore(tmp_path, keep_versions=2)
+    publish_chain(store, "S" + "D" * 11)  # v1 snapshot, v2..v12 deltas: all needed
+    assert store.versions() == list(range(1, 13))
+    publish_chain_after(store, "SD")  # v13 snapshot, v14 a delta on it: v1..v12 go at v14
+    assert store.versions() == [13, 14]
+    assert len(_waiting(store)) == 12 - 4
+    publish_chain_after(store, "S")  # v15: v14 still needs v13; four more deleted
+    assert store.versions() == [13, 14, 15] and len(_waiting(store)) == 4
+    publish_chain_after(store, "S")  # v16: v13 and v14 go
+    assert store.versions() == [15, 16] and len(_waiting(store)) == 2
+    publish_chain_after(store, "S")
+    assert store.versions() == [16, 17] and _waiting(store) == []
+
+
+def test_remove_pruned_deletes_every_waiting_version_now(tmp_path):
+    """``forget`` must leave no copy of a user on disk: versions waiting for deletion go at once,
+    those another store object (or an earlier process) left waiting too."""
+    store = CheckpointStore(tmp_path, keep_versions=1)
+    publish_chain(store, "S" + "D" * 9)
+    publish_chain_after(store, "S")  # v1..v10 leave; four are deleted
+    assert len(_waiting(store)) == 6
+    CheckpointStore(tmp_path, keep_versions=1).remove_pruned()  # not the object that queued them
+    assert _waiting(store) == []
+    publish_chain_after(store, "S")  # the first object's queue names deleted paths: no error
+    assert store.versions() == [12] and _waiting(store) == []

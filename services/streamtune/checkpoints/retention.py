@@ -9,7 +9,10 @@ chains reach back to.
 from __future__ import annotations
 
 import logging
+import shutil
+from collections import deque
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from streamtune.checkpoints.manifest import Manifest
 from streamtune.errors import CheckpointError
@@ -45,3 +48,43 @@ def needed_versions(retained: Iterable[int], read_manifest: Callable[[int], Mani
         except CheckpointError as error:
             logger.warning("retention could not follow the delta chain of version %d: %s", version, error)
     return needed
+
+
+class DeferredRemoval:
+    """Directories already out of the store (renamed out of the version namespace) whose files are
+    deleted a few per call, oldest first.
+
+    Retention frees a whole delta chain at once when its last needed version ages out: at a
+    snapshot every 100 versions, 100 directories, whose deletion took 0.1–0.2 s of the trainer's
+    loop in one publish. Spread over the next publishes, each takes a few milliseconds. A
+    directory still waiting when the process stops is a ``.tmp-`` leftover, swept at the next
+    start."""
+
+    def __init__(self, per_call: int = 4) -> None:
+        self.per_call = per_call
+        self._waiting: deque[Path] = deque()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def add(self, directory: Path) -> None:
+        self._waiting.append(directory)
+
+    def remove_some(self, limit: int | None = None) -> int:
+        """Delete up to ``limit`` (default ``per_call``) waiting directories, oldest first;
+        returns how many are still waiting."""
+        budget = self.per_call if limit is None else limit
+        while budget > 0 and self._waiting:
+            directory = self._waiting.popleft()
+            if directory.exists():  # else deleted already (remove_pruned, a sweep at start)
+                try:
+                    shutil.rmtree(directory)
+                except OSError as error:
+                    logger.warning("could not delete %s, an old version: %s", directory, error)
+                budget -= 1
+        return len(self._waiting)
+
+    def remove_all(self, leftovers: Iterable[Path] = ()) -> None:
+        """Delete every waiting directory now, and ``leftovers`` (left waiting by another process)."""
+        self._waiting.extend(leftovers)
+        self.remove_some(len(self._waiting))

@@ -119,6 +119,7 @@ class HybridServed:
         model = self.model
         texts: dict[str, torch.Tensor] = {}
         if model.config.use_text and self.texts is not None:
+            self.texts.prefetch([row.text for row in rows], [row.context for row in rows])
             item = self.texts.item_vectors([row.item for row in rows], [row.text for row in rows])
             liked, disliked = self.texts.context_vectors([row.context for row in rows])
             texts = {

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from streamtune.modeling.hybrid.context import context_vectors
+from streamtune.modeling.hybrid.context import context_vectors, history_titles
 from streamtune.modeling.hybrid.text_embeddings import EmbeddingCache, SentenceEncoder, TextEmbedder
 
 logger = logging.getLogger(__name__)
@@ -124,6 +124,13 @@ class ServerTexts:
             before = len(self.cache)
             self.cache.load(path)
             return len(self.cache) - before
+
+    def prefetch(self, texts: Sequence[str | None], contexts: Sequence[str | None]) -> None:
+        """Embed the rows' uncached item texts and history titles in one pass
+        (:meth:`TextEmbedder.prefetch`) before :meth:`item_vectors` and :meth:`context_vectors`."""
+        titles = history_titles([context or "" for context in contexts])
+        with self._lock:
+            self.embedder.prefetch([text for text in texts if text], titles)
 
     def item_vectors(self, item_ids: Sequence[str | None], texts: Sequence[str | None]) -> np.ndarray:
         """One vector per row: of its text if given (the item then remembers it), else of the

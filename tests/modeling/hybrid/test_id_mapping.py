@@ -105,3 +105,26 @@ def test_rows_are_handed_out_as_a_full_free_list_would_hand_them_out():
     assert [mapping.observe(key, 3).row for key in "hi"] == [2, 4]  # c's row, then x's
     with_every_row = IdMapping(capacity=2)
     assert [with_every_row.observe(key, now).row for now, key in enumerate("abc")] == [0, 1, 0]  # c evicts a
+
+
+def test_rebuilding_the_dicts_before_a_copy_changes_nothing_a_reader_sees():
+    """Keys moved to the end (or dropped) leave dead entries in the mapping's dicts; before a copy
+    it rebuilds them once those outnumber half its keys, so the copy with every version clones
+    tables instead of going key by key. Order, rows and clocks stay those of a mapping that is
+    never copied, and the copies are what the mapping was at the time."""
+    import random
+
+    chooser = random.Random(7)
+    copied, never_copied = IdMapping(capacity=40), IdMapping(capacity=40)
+    rebuilds = 0
+    for now in range(3000):
+        key = f"k{chooser.randrange(60)}"  # more keys than rows: evictions too
+        assert copied.observe(key, now) == never_copied.observe(key, now)
+        if now % 7 == 0:
+            dead_before = copied._dead
+            snapshot = copied.copy()
+            rebuilds += copied._dead < dead_before
+            assert snapshot.state_dict() == never_copied.state_dict()
+        assert copied._dead <= len(copied) // 2 + 7  # never far past the rebuild point
+    assert rebuilds > 10
+    assert copied.state_dict() == never_copied.state_dict() and copied.items() == never_copied.items()

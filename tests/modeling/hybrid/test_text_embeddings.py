@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamtune.modeling.hybrid.context import context_vectors
+from streamtune.modeling.hybrid.context import context_vectors, history_titles
 from streamtune.modeling.hybrid.text_embeddings import EmbeddingCache, SentenceEncoder, TextEmbedder
 
 
@@ -88,3 +88,53 @@ def test_pretrained_embeddings_run_on_packed_linears_and_adapted_ones_do_not(tin
     adapted = encoder.encode(texts)
     np.testing.assert_allclose(adapted, stock(), atol=1e-5)
     assert np.abs(adapted - pretrained).max() > 1e-3
+
+
+class _CountingEncoder:
+    """The real encoder, counting its forward passes."""
+
+    def __init__(self, encoder: SentenceEncoder) -> None:
+        self.inner, self.passes = encoder, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def encode(self, texts, batch_size: int = 64, frozen: bool = False) -> np.ndarray:
+        self.passes += 1
+        return self.inner.encode(texts, batch_size, frozen=frozen)
+
+
+def test_prefetch_embeds_a_batchs_item_texts_and_titles_in_one_pass(tiny_model_dir):
+    """The hybrid's batch path: item texts and history titles, uncached, cost one forward pass,
+    and the vectors are those each kind gets on its own (padding to a longer text in the same
+    pass changes only float rounding)."""
+    items = ["Heat (1995) | Action, Crime", "Up (2009) | Animation", ""]
+    contexts = ["liked: Alien (1979); Heat (1995) | disliked: Cats (2019)", ""]
+    alone = TextEmbedder(SentenceEncoder(tiny_model_dir))
+    expected_items, expected_history = alone.embed(items), context_vectors(contexts, alone)
+
+    counting = _CountingEncoder(SentenceEncoder(tiny_model_dir))
+    embedder = TextEmbedder(counting)  # type: ignore[arg-type]
+    embedder.prefetch(items, history_titles(contexts))
+    assert counting.passes == 1
+    history, item_vectors = context_vectors(contexts, embedder), embedder.embed(items)
+    assert counting.passes == 1  # everything came from the cache
+    np.testing.assert_allclose(item_vectors, expected_items, atol=1e-5)
+    for got, want in zip(history, expected_history, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    embedder.prefetch(items, history_titles(contexts))
+    assert counting.passes == 1  # nothing left to compute
+
+
+def test_prefetch_leaves_texts_of_trained_adapters_to_embed(tiny_model_dir):
+    """With trained adapters the item texts and the titles come from different weights, so a
+    shared pass would be wrong: prefetch computes nothing and embed() does each kind."""
+    from streamtune.modeling.hybrid.encoder_lora import LoraShape
+
+    counting = _CountingEncoder(SentenceEncoder(tiny_model_dir))
+    counting.inner.attach_adapters(LoraShape(rank=2, alpha=4.0))
+    counting.inner.adapters_changed()
+    embedder = TextEmbedder(counting)  # type: ignore[arg-type]
+    assert embedder.version != counting.base_version
+    embedder.prefetch(["Heat (1995)"], ["Alien (1979)"])
+    assert counting.passes == 0 and len(embedder.cache) == 0

@@ -42,6 +42,18 @@ def test_key_spaces_come_back_equal_through_the_arrays(user_ids):
         assert state["mappings"]["users"]["pending"], "the example should leave a key still counting"
 
 
+@pytest.mark.parametrize("user_ids", [["u1", "u2", "u1", "u3", "u2", "u1"], ["Zoë", "東京", "Zoë", "🎬"], []])
+def test_live_mappings_are_written_as_their_plain_copies_are(user_ids):
+    """The trainer writes the key spaces straight from the live mappings (no copy per version):
+    the arrays are exactly those written from ``state_dict`` copies, limits included."""
+    learner = _learner(user_ids)
+    from_copies = trainer_state.encode(learner.trainer_state())
+    live = trainer_state.encode(learner.trainer_state(live_mappings=True))
+    assert live.keys() == from_copies.keys()
+    for name, array in from_copies.items():
+        assert live[name].dtype == array.dtype and np.array_equal(live[name], array), name
+
+
 def _assert_equal_trees(left, right):
     if isinstance(left, torch.Tensor):
         assert isinstance(right, torch.Tensor) and left.dtype == right.dtype and torch.equal(left, right)

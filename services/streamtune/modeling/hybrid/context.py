@@ -34,10 +34,23 @@ def context_parts(context: str) -> tuple[list[str], list[str]]:
     return parts
 
 
+def history_titles(contexts: Sequence[str]) -> list[str]:
+    """Every title the contexts name, once each, in order of appearance.
+
+    >>> history_titles(["liked: Heat (1995) | disliked: Up (2009)", "liked: Up (2009)"])
+    ['Heat (1995)', 'Up (2009)']
+    """
+    return _titles([context_parts(context) for context in contexts])
+
+
+def _titles(parsed: Sequence[tuple[list[str], list[str]]]) -> list[str]:
+    return list(dict.fromkeys(title for liked, disliked in parsed for title in liked + disliked))
+
+
 def context_vectors(contexts: Sequence[str], embedder: TextEmbedder) -> tuple[np.ndarray, np.ndarray]:
     """Mean liked-title and mean disliked-title vectors per context (zeros when a part is empty)."""
     parsed = [context_parts(context) for context in contexts]
-    titles = list(dict.fromkeys(title for liked, disliked in parsed for title in liked + disliked))
+    titles = _titles(parsed)
     index = {title: position for position, title in enumerate(titles)}
     # Titles go through the pretrained encoder even when the slow path adapts it: a context
     # holds many titles, and their cache then survives every change of the adapters.

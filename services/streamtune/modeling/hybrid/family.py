@@ -219,7 +219,7 @@ class HybridFamily:
         self._changed = {}
 
     def trainer_state(self) -> dict[str, np.ndarray]:
-        return trainer_state.encode(self.learner.trainer_state())
+        return trainer_state.encode(self.learner.trainer_state(live_mappings=True))
 
     def load_trainer_state(self, state: dict[str, np.ndarray]) -> None:
         decoded = trainer_state.decode(state)

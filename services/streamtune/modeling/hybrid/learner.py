@@ -117,11 +117,16 @@ class HybridLearner:
                     self._remove("user_kinds", key)
         return removed
 
-    def trainer_state(self) -> dict[str, Any]:
-        """Optimizer state, admission counters and clocks (trainer-only, not for servers)."""
+    def trainer_state(self, live_mappings: bool = False) -> dict[str, Any]:
+        """Optimizer state, admission counters and clocks (trainer-only, not for servers).
+
+        ``live_mappings``: the key spaces' :class:`IdMapping` objects themselves instead of
+        copies as plain values, for a caller that writes them out at once and keeps nothing
+        (:func:`~streamtune.modeling.hybrid.trainer_state.encode`, with every version)."""
+        mappings = self.model.mappings
         return {
             "clock": self.clock,
-            "mappings": {space: mapping.state_dict() for space, mapping in self.model.mappings.items()},
+            "mappings": dict(mappings) if live_mappings else {space: m.state_dict() for space, m in mappings.items()},
             # Rows at or above a table's high-water mark keep their initial accumulators.
             "accumulators": {
                 space: opt.accumulators[: opt.table.used].clone() for space, opt in self.sparse_optimizers.items()

@@ -38,6 +38,7 @@ def forget_in_store(store: CheckpointStore, tags: np.ndarray) -> int:
     """Rewrite every retained version that holds one of these users (pseudonym tags); returns
     how many versions were rewritten. Call with the store's lock held or from its only writer."""
     wanted = {int(tag) for tag in np.asarray(tags).tolist() if tag}
+    store.remove_pruned()  # versions retention took out still hold their rows until deleted
     rewritten = 0
     for version in store.versions():
         manifest = store.read_manifest(version)

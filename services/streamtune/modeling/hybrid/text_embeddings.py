@@ -163,6 +163,10 @@ class EmbeddingCache:
         """The cache key of ``text`` under encoder ``version``."""
         return hashlib.sha256(f"{version}\x00{text}".encode()).hexdigest()
 
+    def holds(self, version: str, text: str) -> bool:
+        """Whether ``text`` has a vector under ``version`` (neither a hit nor a miss)."""
+        return self.key(version, text) in self._vectors
+
     def get(self, version: str, text: str) -> np.ndarray | None:
         """The cached vector, or ``None`` (counted as a miss)."""
         key = self.key(version, text)
@@ -208,6 +212,23 @@ class TextEmbedder:
     def version(self) -> str:
         """The encoder version the cache keys carry."""
         return self.encoder.version
+
+    def prefetch(self, texts: Sequence[str], frozen_texts: Sequence[str] = ()) -> None:
+        """Compute the uncached vectors of ``texts`` (as :meth:`embed` would) and of
+        ``frozen_texts`` (as ``embed(..., frozen=True)`` would) in one forward pass, when both
+        name the same encoder version (no trained adapters): a batch's item texts and history
+        titles then cost one pass, not two. A pass has a large fixed cost on a CPU: MiniLM on
+        one thread takes 12 ms for one short text and 35 ms for eight. With trained adapters
+        this does nothing: :meth:`embed` computes each kind."""
+        version = self.encoder.base_version
+        if self.version != version:
+            return
+        wanted = dict.fromkeys([*texts, *frozen_texts])
+        missing = [text for text in wanted if text and not self.cache.holds(version, text)]
+        if missing:
+            self.cache.misses += len(missing)  # the later embed() reads them as hits
+            for text, vector in zip(missing, self.encoder.encode(missing, frozen=True), strict=True):
+                self.cache.put(version, text, vector)
 
     def embed(self, texts: Sequence[str], frozen: bool = False) -> np.ndarray:
         """One unit vector per text (a zero vector for an empty text); ``frozen``: by the

@@ -49,6 +49,10 @@ class RollingScore:
     def __init__(self, window: int = 2000) -> None:
         self._labels: deque[float] = deque(maxlen=window)
         self._scores: deque[float] = deque(maxlen=window)
+        # Figures of the window as it is, until the next update: the trainer reads them after
+        # every batch (metrics) and again at every publish (the manifest), and one AUC of the
+        # whole window sorts it (~0.7 ms at 2,000 examples).
+        self._figures: dict[str, float | None] = {}
 
     def __len__(self) -> int:
         return len(self._labels)
@@ -56,15 +60,19 @@ class RollingScore:
     def update(self, labels: list[float], scores: list[float]) -> None:
         self._labels.extend(labels)
         self._scores.extend(scores)
+        self._figures = {}
 
     def logloss(self) -> float:
-        if not self._labels:
-            return float("nan")
-        return float(np.mean(trainer_log_losses(np.asarray(self._labels), np.asarray(self._scores))))
+        if "logloss" not in self._figures:
+            losses = trainer_log_losses(np.asarray(self._labels), np.asarray(self._scores)) if self._labels else None
+            self._figures["logloss"] = float(np.mean(losses)) if losses is not None else float("nan")
+        return self._figures["logloss"]
 
     def auc(self) -> float | None:
         """Mann–Whitney AUC with hard labels (label >= 0.5); None until both classes are seen."""
-        return trainer_auc(np.asarray(self._labels), np.asarray(self._scores))
+        if "auc" not in self._figures:
+            self._figures["auc"] = trainer_auc(np.asarray(self._labels), np.asarray(self._scores))
+        return self._figures["auc"]
 
     def as_metrics(self) -> dict[str, float]:
         metrics = {"prequential_logloss": self.logloss(), "prequential_examples": float(len(self))}
