@@ -64,16 +64,15 @@ def test_items_remember_their_text_and_unknown_items_have_none(encoder):
     assert not by_id[0].any() and not by_id[2].any() and not by_id[3].any()
 
 
-def test_prefetch_computes_a_batchs_texts_and_titles_before_scoring(encoder):
-    """What the server scores with after prefetch comes from the cache (no miss left), and it
-    equals what each kind gets on its own."""
+def test_item_texts_are_embedded_with_the_titles_before_scoring(encoder):
+    """The item texts given with the contexts are embedded in the titles' pass: the item vectors
+    then come from the cache (no miss left), and both equal what each kind gets on its own."""
     texts = ServerTexts(encoder, text_rows=10)
     items, contexts = ["Film 1 | Horror", None], ["liked: Film 2; Film 3 | disliked: Film 1", None]
-    texts.prefetch(items, contexts)
+    liked, disliked = texts.context_vectors(contexts, items)
     assert len(texts.cache) == 4  # one item text and three titles
     misses = texts.cache.misses
     item = texts.item_vectors([None, None], items)
-    liked, disliked = texts.context_vectors(contexts)
     assert texts.cache.misses == misses
     fresh = ServerTexts(encoder, text_rows=10)
     np.testing.assert_allclose(item, fresh.item_vectors([None, None], items), atol=1e-5)

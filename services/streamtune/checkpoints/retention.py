@@ -64,15 +64,11 @@ class DeferredRemoval:
         self.per_call = per_call
         self._waiting: deque[Path] = deque()
 
-    def __len__(self) -> int:
-        return len(self._waiting)
-
     def add(self, directory: Path) -> None:
         self._waiting.append(directory)
 
-    def remove_some(self, limit: int | None = None) -> int:
-        """Delete up to ``limit`` (default ``per_call``) waiting directories, oldest first;
-        returns how many are still waiting."""
+    def remove_some(self, limit: int | None = None) -> None:
+        """Delete up to ``limit`` (default ``per_call``) waiting directories, oldest first."""
         budget = self.per_call if limit is None else limit
         while budget > 0 and self._waiting:
             directory = self._waiting.popleft()
@@ -82,7 +78,6 @@ class DeferredRemoval:
                 except OSError as error:
                     logger.warning("could not delete %s, an old version: %s", directory, error)
                 budget -= 1
-        return len(self._waiting)
 
     def remove_all(self, leftovers: Iterable[Path] = ()) -> None:
         """Delete every waiting directory now, and ``leftovers`` (left waiting by another process)."""

@@ -119,9 +119,9 @@ class HybridServed:
         model = self.model
         texts: dict[str, torch.Tensor] = {}
         if model.config.use_text and self.texts is not None:
-            self.texts.prefetch([row.text for row in rows], [row.context for row in rows])
-            item = self.texts.item_vectors([row.item for row in rows], [row.text for row in rows])
-            liked, disliked = self.texts.context_vectors([row.context for row in rows])
+            item_texts = [row.text for row in rows]
+            liked, disliked = self.texts.context_vectors([row.context for row in rows], item_texts)
+            item = self.texts.item_vectors([row.item for row in rows], item_texts)
             texts = {
                 "item": torch.from_numpy(item),
                 "liked": torch.from_numpy(liked),

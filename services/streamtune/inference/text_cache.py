@@ -2,8 +2,8 @@
 
 Two bounded LRUs, shared by every version the server loads:
 
-* vectors by ``sha256(encoder version, text)`` (:class:`KeyedEmbeddingCache`, the model's
-  :class:`~streamtune.modeling.hybrid.text_embeddings.EmbeddingCache` addressable by key too);
+* vectors by ``sha256(encoder version, text)`` (the model's
+  :class:`~streamtune.modeling.hybrid.text_embeddings.EmbeddingCache`);
 * item id -> its text, learned from requests that carry both, so ``/v1/rank`` can score items
   named by id alone with their text terms under any encoder version (an item whose text this
   server never saw scores by its ID row and the rate prior).
@@ -35,29 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from streamtune.modeling.hybrid.context import context_vectors, history_titles
+from streamtune.modeling.hybrid.context import context_vectors
 from streamtune.modeling.hybrid.text_embeddings import EmbeddingCache, SentenceEncoder, TextEmbedder
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEXT_ROWS = 200_000  # about 300 MiB of 384-wide float32 vectors at most
 DEFAULT_ITEM_ROWS = 1_000_000  # item id -> its text: about 150 MiB at most for short texts
-
-
-class KeyedEmbeddingCache(EmbeddingCache):
-    """An :class:`EmbeddingCache` that can also be read and filled by cache key."""
-
-    def get_key(self, key: str) -> np.ndarray | None:
-        vector = self._vectors.get(key)
-        if vector is not None:
-            self._vectors.move_to_end(key)
-        return vector
-
-    def put_key(self, key: str, vector: np.ndarray) -> None:
-        self._vectors[key] = vector
-        self._vectors.move_to_end(key)
-        while len(self._vectors) > self.capacity:
-            self._vectors.popitem(last=False)
 
 
 class AdaptedEncoder:
@@ -86,7 +70,7 @@ class ServerTexts:
     def __init__(
         self, encoder: SentenceEncoder, text_rows: int = DEFAULT_TEXT_ROWS, item_rows: int = DEFAULT_ITEM_ROWS
     ) -> None:
-        self.cache = KeyedEmbeddingCache(text_rows)
+        self.cache = EmbeddingCache(text_rows)
         self._encoder = encoder
         self.embedder = TextEmbedder(AdaptedEncoder(encoder, None), self.cache)  # type: ignore[arg-type]
         self.item_rows = item_rows
@@ -125,13 +109,6 @@ class ServerTexts:
             self.cache.load(path)
             return len(self.cache) - before
 
-    def prefetch(self, texts: Sequence[str | None], contexts: Sequence[str | None]) -> None:
-        """Embed the rows' uncached item texts and history titles in one pass
-        (:meth:`TextEmbedder.prefetch`) before :meth:`item_vectors` and :meth:`context_vectors`."""
-        titles = history_titles([context or "" for context in contexts])
-        with self._lock:
-            self.embedder.prefetch([text for text in texts if text], titles)
-
     def item_vectors(self, item_ids: Sequence[str | None], texts: Sequence[str | None]) -> np.ndarray:
         """One vector per row: of its text if given (the item then remembers it), else of the
         item's remembered text, else zeros (the model then scores without text terms)."""
@@ -153,10 +130,14 @@ class ServerTexts:
                     out[position] = self.embedder.embed([remembered])[0]
         return out
 
-    def context_vectors(self, contexts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
-        """Liked and disliked history vectors of each context (see ``modeling.hybrid.context``)."""
+    def context_vectors(
+        self, contexts: Sequence[str | None], item_texts: Sequence[str | None] = ()
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Liked and disliked history vectors of each context (see ``modeling.hybrid.context``);
+        uncached ``item_texts`` go through the same encoder pass, for :meth:`item_vectors` next."""
+        given = [text for text in item_texts if text]
         with self._lock:
-            return context_vectors([context or "" for context in contexts], self.embedder)
+            return context_vectors([context or "" for context in contexts], self.embedder, given)
 
     def _remember(self, item: str, text: str) -> None:
         self._items[item] = text

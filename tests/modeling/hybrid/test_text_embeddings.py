@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamtune.modeling.hybrid.context import context_vectors, history_titles
+from streamtune.modeling.hybrid.context import context_vectors
 from streamtune.modeling.hybrid.text_embeddings import EmbeddingCache, SentenceEncoder, TextEmbedder
 
 
@@ -115,14 +115,14 @@ def test_prefetch_embeds_a_batchs_item_texts_and_titles_in_one_pass(tiny_model_d
 
     counting = _CountingEncoder(SentenceEncoder(tiny_model_dir))
     embedder = TextEmbedder(counting)  # type: ignore[arg-type]
-    embedder.prefetch(items, history_titles(contexts))
+    history = context_vectors(contexts, embedder, items)
     assert counting.passes == 1
-    history, item_vectors = context_vectors(contexts, embedder), embedder.embed(items)
+    item_vectors = embedder.embed(items)
     assert counting.passes == 1  # everything came from the cache
     np.testing.assert_allclose(item_vectors, expected_items, atol=1e-5)
     for got, want in zip(history, expected_history, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-5)
-    embedder.prefetch(items, history_titles(contexts))
+    context_vectors(contexts, embedder, items)
     assert counting.passes == 1  # nothing left to compute
 
 

@@ -34,23 +34,18 @@ def context_parts(context: str) -> tuple[list[str], list[str]]:
     return parts
 
 
-def history_titles(contexts: Sequence[str]) -> list[str]:
-    """Every title the contexts name, once each, in order of appearance.
+def context_vectors(
+    contexts: Sequence[str], embedder: TextEmbedder, item_texts: Sequence[str] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean liked-title and mean disliked-title vectors per context (zeros when a part is empty).
 
-    >>> history_titles(["liked: Heat (1995) | disliked: Up (2009)", "liked: Up (2009)"])
-    ['Heat (1995)', 'Up (2009)']
+    ``item_texts``: the batch's item texts, embedded in the same encoder pass as the titles where
+    both use the same weights (:meth:`TextEmbedder.prefetch`); the caller then finds them cached.
     """
-    return _titles([context_parts(context) for context in contexts])
-
-
-def _titles(parsed: Sequence[tuple[list[str], list[str]]]) -> list[str]:
-    return list(dict.fromkeys(title for liked, disliked in parsed for title in liked + disliked))
-
-
-def context_vectors(contexts: Sequence[str], embedder: TextEmbedder) -> tuple[np.ndarray, np.ndarray]:
-    """Mean liked-title and mean disliked-title vectors per context (zeros when a part is empty)."""
     parsed = [context_parts(context) for context in contexts]
-    titles = _titles(parsed)
+    titles = list(dict.fromkeys(title for liked, disliked in parsed for title in liked + disliked))
+    if item_texts:
+        embedder.prefetch(item_texts, titles)
     index = {title: position for position, title in enumerate(titles)}
     # Titles go through the pretrained encoder even when the slow path adapts it: a context
     # holds many titles, and their cache then survives every change of the adapters.

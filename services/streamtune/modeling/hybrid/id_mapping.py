@@ -78,8 +78,9 @@ class IdMapping:
         self.admit_after = admit_after
         self.expire_after = expire_after
         # Least recently seen first. A plain dict keeps insertion order, and a key moves to the
-        # end by being taken out and put back; it copies 20 times faster than an OrderedDict
-        # (0.09 against 1.9 ms for 10,000 keys), and the trainer copies it with every version.
+        # end by being taken out and put back; kept dense (_compact), it copies 20 times faster
+        # than an OrderedDict (0.07–0.09 against 1.9 ms for 10,000 keys), and the trainer copies
+        # it with every version.
         self._rows: dict[str, int] = {}
         self._last_seen: dict[str, int] = {}  # in the order of _rows (the trainer state relies on it)
         self._keys: dict[int, str] = {}  # row -> key, the reverse of _rows

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from streamtune.modeling.hybrid.config import HybridConfig
-from streamtune.modeling.hybrid.context import context_vectors, history_titles
+from streamtune.modeling.hybrid.context import context_vectors
 from streamtune.modeling.hybrid.errors import HybridModelError
 from streamtune.modeling.hybrid.id_mapping import UNKNOWN, IdMapping
 from streamtune.modeling.hybrid.scorer import DenseInputs, HybridScorer
@@ -98,8 +98,7 @@ class HybridModel:
             return {}
         contexts = [str(e.get("context") or "") for e in events]
         item_texts = [str(e.get("text") or "") for e in events]
-        self.embedder.prefetch(item_texts, history_titles(contexts))
-        liked, disliked = context_vectors(contexts, self.embedder)
+        liked, disliked = context_vectors(contexts, self.embedder, item_texts)
         item = self.embedder.embed(item_texts)
         return {
             "item": torch.from_numpy(item),

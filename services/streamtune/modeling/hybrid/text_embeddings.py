@@ -180,8 +180,11 @@ class EmbeddingCache:
 
     def put(self, version: str, text: str, vector: np.ndarray) -> None:
         """Store a vector, evicting the least recently used one beyond the capacity."""
-        self._vectors[self.key(version, text)] = vector
-        self._vectors.move_to_end(self.key(version, text))
+        self._insert(self.key(version, text), vector)
+
+    def _insert(self, key: str, vector: np.ndarray) -> None:
+        self._vectors[key] = vector
+        self._vectors.move_to_end(key)
         while len(self._vectors) > self.capacity:
             self._vectors.popitem(last=False)
 

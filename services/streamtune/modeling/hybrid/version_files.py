@@ -144,9 +144,9 @@ class RecordingCache(EmbeddingCache):
         super().__init__(capacity)
         self._new: set[str] = set()
 
-    def put(self, version: str, text: str, vector: np.ndarray) -> None:
-        super().put(version, text, vector)
-        self._new.add(self.key(version, text))
+    def _insert(self, key: str, vector: np.ndarray) -> None:
+        super()._insert(key, vector)
+        self._new.add(key)
 
     def take_new(self) -> list[str]:
         new, self._new = sorted(self._new), set()
