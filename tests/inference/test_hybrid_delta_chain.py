@@ -30,7 +30,9 @@ def encoder(tiny_model_dir: str) -> SentenceEncoder:
 
 
 def new_learner(encoder: SentenceEncoder) -> HybridLearner:
-    config = HybridConfig(text_dim=encoder.dim, user_rows=32, item_rows=24, expire_after=400, sparse_lr=0.1)
+    config = HybridConfig(
+        text_dim=encoder.dim, user_rows=32, item_rows=24, word_rows=20, expire_after=400, sparse_lr=0.1
+    )
     return HybridLearner(HybridModel(config, TextEmbedder(encoder)))
 
 
@@ -41,7 +43,8 @@ def probe_rows(n: int = 40) -> list[HybridRow]:
 def test_a_delta_chain_applied_by_the_server_equals_the_trainer_tables(tmp_path: Path, encoder: SentenceEncoder):
     store = CheckpointStore(tmp_path / "store")
     learner = new_learner(encoder)
-    events = taste_stream(900, users=50, items=30)  # more users than rows: evictions and freed rows
+    # More users than rows, and more words (33) than word rows: evictions and freed rows.
+    events = taste_stream(900, users=50, items=30)
     learner.learn(events[:100])
     publish_hybrid(store, export_snapshot(learner.model))
     loader = HybridLoader(store, ServerTexts(encoder))

@@ -100,7 +100,7 @@ class HybridLoader:
 
     def _untrained(self) -> HybridServed:
         self.last_chain = []
-        config = HybridConfig(text_dim=self._texts.dim, user_rows=1, item_rows=1)
+        config = HybridConfig(text_dim=self._texts.dim, user_rows=1, item_rows=1, word_rows=1)
         manifest = {"version": 0, "model_kind": HYBRID, "base_model": self._texts.version, "tuning": None}
         return HybridServed(0, manifest, HybridModel(config, self._texts.embedder), self._texts)
 

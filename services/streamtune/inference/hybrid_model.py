@@ -118,16 +118,20 @@ class HybridServed:
         rows = [HybridRow(text=row) if isinstance(row, str) else row for row in rows]
         model = self.model
         texts: dict[str, torch.Tensor] = {}
+        item_texts = [row.text for row in rows]
         if model.config.use_text and self.texts is not None:
-            item_texts = [row.text for row in rows]
             liked, disliked = self.texts.context_vectors([row.context for row in rows], item_texts)
-            item = self.texts.item_vectors([row.item for row in rows], item_texts)
+            item_ids = [row.item for row in rows]
+            item = self.texts.item_vectors(item_ids, item_texts)
+            item_texts = self.texts.item_texts(item_ids, item_texts)
             texts = {
                 "item": torch.from_numpy(item),
                 "liked": torch.from_numpy(liked),
                 "disliked": torch.from_numpy(disliked),
             }
-        events = [{"user_id": row.user, "item_id": row.item} for row in rows]
+        events = [
+            {"user_id": row.user, "item_id": row.item, "text": text} for row, text in zip(rows, item_texts, strict=True)
+        ]
         with torch.inference_mode():
             keys = model.keys(events, texts)
             looked_up = model.lookup(keys)

@@ -130,6 +130,15 @@ class ServerTexts:
                     out[position] = self.embedder.embed([remembered])[0]
         return out
 
+    def item_texts(self, item_ids: Sequence[str | None], texts: Sequence[str | None]) -> list[str | None]:
+        """Each row's item text: the one given, else the item's remembered text (the words a
+        version scores an item by come from the same text as its vector)."""
+        with self._lock:
+            return [
+                text or (self._items.get(item) if item is not None else None)
+                for item, text in zip(item_ids, texts, strict=True)
+            ]
+
     def context_vectors(
         self, contexts: Sequence[str | None], item_texts: Sequence[str | None] = ()
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -134,3 +134,37 @@ def test_forget_also_removes_the_users_kind_rows(tiny_model_dir):
     learner.forget_user("u1")
     assert not any(key.startswith("u1\x1f") for key, _ in user_kinds.items())
     assert any(key.startswith("u2\x1f") for key, _ in user_kinds.items())
+
+
+def test_users_learn_a_taste_for_the_words_of_item_texts(tiny_model_dir):
+    """The rows of "horror" and "comedy" (words of the item texts) carry each user's taste: the
+    dot product with a user's factors favours the genre that user likes, and the two words'
+    factors grew far beyond those of "film", a word of every text that tells nothing."""
+    encoder = SentenceEncoder(tiny_model_dir)
+    config = HybridConfig(text_dim=encoder.dim, user_rows=64, item_rows=64, word_rows=64, sparse_lr=0.1)
+    learner = HybridLearner(HybridModel(config, TextEmbedder(encoder)))
+    prequential(learner, taste_stream(3000, users=20, items=40))
+    model = learner.model
+    words = {
+        word: model.tables["words"].weights[model.mappings["words"].row(word), 1:]
+        for word in ("horror", "comedy", "film")
+    }
+    assert min(words["horror"].norm(), words["comedy"].norm()) > 5 * words["film"].norm()
+    agree = 0
+    for user in range(20):
+        factors = model.user_table.weights[model.users.row(f"u{user}"), 1:]
+        prefers_horror = float(factors @ (words["horror"] - words["comedy"])) > 0
+        agree += prefers_horror == (user % 2 == 0)  # even users like the films of GENRES[0], Horror
+    assert agree >= 18
+
+
+def test_versions_written_before_word_rows_load_without_them(tiny_model_dir):
+    encoder = SentenceEncoder(tiny_model_dir)
+    stored = HybridConfig(text_dim=encoder.dim, user_rows=8, item_rows=8).to_dict()
+    assert stored["word_rows"] > 0
+    del stored["word_rows"], stored["max_words"]
+    config = HybridConfig.from_dict(stored)
+    model = HybridModel(config, TextEmbedder(encoder))
+    assert config.word_rows == 0 and set(model.mappings) == {"users", "items"}
+    event = {"user_id": "u", "item_id": "i", "text": "Film 1 | Horror", "context": ""}
+    assert np.isfinite(model.predict([event]).probabilities).all()

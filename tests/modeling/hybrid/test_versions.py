@@ -15,11 +15,11 @@ CONFIG = HybridConfig(use_text=False, user_rows=32, item_rows=24, expire_after=4
 
 
 def assert_same_model(served: HybridModel, trained: HybridModel) -> None:
-    assert dict(served.users.items()) == dict(trained.users.items())
-    assert dict(served.items.items()) == dict(trained.items.items())
-    for side in ("user_table", "item_table"):
-        mine, theirs = getattr(served, side), getattr(trained, side)
-        rows = [row for _, row in (served.users if side == "user_table" else served.items).items()]
+    assert set(served.mappings) == set(trained.mappings)
+    for space, mapping in served.mappings.items():  # users, items and, with text, words
+        assert dict(mapping.items()) == dict(trained.mappings[space].items())
+        mine, theirs = served.tables[space], trained.tables[space]
+        rows = [row for _, row in mapping.items()]
         torch.testing.assert_close(mine.weights[rows], theirs.weights[rows])
         torch.testing.assert_close(mine.counts[rows], theirs.counts[rows])
     torch.testing.assert_close(served.scorer.state_dict(), trained.scorer.state_dict())

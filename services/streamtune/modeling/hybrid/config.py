@@ -25,6 +25,9 @@ class HybridConfig:
     # default: on MovieLens they added no AUC over the text terms (see the module docs).
     kind_bits: int = 0
     user_kind_rows: int = 1_000_000  # (user, kind) rows: a user's taste for films of a kind
+    # Rows of the words of item texts (see words.py); 0 turns them off. Only with text.
+    word_rows: int = 200_000
+    max_words: int = 32  # words of one item text that get rows (the first ones)
     admit_after: int = 1  # sightings before a key gets a row (Monolith-style admission)
     expire_after: int | None = None  # evict keys unseen for this many clock units (None: never)
     sparse_lr: float = 0.05  # Adagrad step for table rows
@@ -46,4 +49,5 @@ class HybridConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HybridConfig:
         """The inverse of :meth:`to_dict`."""
-        return cls(**{**data, "recent_decays": tuple(data.get("recent_decays", cls.recent_decays))})
+        # Versions written before word rows existed have none.
+        return cls(**{"word_rows": 0, **data, "recent_decays": tuple(data.get("recent_decays", cls.recent_decays))})

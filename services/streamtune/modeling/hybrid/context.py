@@ -50,11 +50,10 @@ def context_vectors(
     # Titles go through the pretrained encoder even when the slow path adapts it: a context
     # holds many titles, and their cache then survives every change of the adapters.
     table = embedder.embed(titles, frozen=True) if titles else np.zeros((0, embedder.dim), np.float32)
-    liked = np.zeros((len(contexts), embedder.dim), dtype=np.float32)
-    disliked = np.zeros_like(liked)
-    for row, (liked_titles, disliked_titles) in enumerate(parsed):
-        if liked_titles:
-            liked[row] = table[[index[title] for title in liked_titles]].mean(axis=0)
-        if disliked_titles:
-            disliked[row] = table[[index[title] for title in disliked_titles]].mean(axis=0)
-    return liked, disliked
+    # Each side's means as one product: a row of weights 1/n over the titles of each context.
+    means = np.zeros((2, len(contexts), len(titles)), dtype=np.float32)
+    for row, sides in enumerate(parsed):
+        for side, side_titles in enumerate(sides):
+            for title in side_titles:
+                means[side, row, index[title]] += 1.0 / len(side_titles)
+    return means[0] @ table, means[1] @ table

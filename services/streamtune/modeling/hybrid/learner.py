@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from streamtune.modeling.hybrid.id_mapping import UNKNOWN, IdMapping
-from streamtune.modeling.hybrid.model import USER_KIND_SEPARATOR, Event, HybridModel, Prediction
+from streamtune.modeling.hybrid.model import USER_KIND_SEPARATOR, WORDS, Event, HybridModel, Prediction, flat_keys
 from streamtune.modeling.hybrid.optimizer import SparseAdagrad
 from streamtune.modeling.hybrid.slow_path import EncoderTuner
 
@@ -82,7 +82,7 @@ class HybridLearner:
             self.tuner.observe(model, events)
         texts = model.texts(events)
         keys = model.keys(events, texts)
-        rows = {space: self._admit(space, space_keys, now) for space, space_keys in keys.items()}
+        rows = {space: self._admit(space, flat_keys(space, space_keys), now) for space, space_keys in keys.items()}
         labels = [float(e["label"]) for e in events]
 
         inputs = model.inputs(keys, rows, texts, labels)
@@ -97,7 +97,8 @@ class HybridLearner:
         self.dense_optimizer.step()
         for space, space_rows in rows.items():
             self.sparse_optimizers[space].step(space_rows, inputs.rows[space].grad)
-            model.tables[space].count(space_rows, target)
+            if space != WORDS:
+                model.tables[space].count(space_rows, target)
         model.global_counts[0] += len(events)
         model.global_counts[1] += float(target.sum())
         self._expire(now)

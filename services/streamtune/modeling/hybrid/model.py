@@ -5,9 +5,11 @@ in :class:`~streamtune.modeling.hybrid.learner.HybridLearner`, which adds optimi
 admission. Events are mappings with ``user_id`` (already pseudonymised), ``item_id``, ``text``
 and ``context``; absent or unknown ids score through the rate prior and the text terms.
 
-Keys live in up to four key spaces, each an :class:`IdMapping` plus an :class:`EmbeddingRows`:
-``users`` and ``items`` (bias and factors), and with text ``kinds`` (the SimHash bucket of the
-item text) and ``user_kinds`` (user and bucket), which carry a bias and running counts only.
+Keys live in up to five key spaces, each an :class:`IdMapping` plus an :class:`EmbeddingRows`:
+``users`` and ``items`` (bias and factors); with text ``words`` (each word of the item text,
+bias and factors; an event has several, see :mod:`~streamtune.modeling.hybrid.words`) and, when
+on, ``kinds`` (the SimHash bucket of the item text) and ``user_kinds`` (user and bucket), which
+carry a bias and running counts only.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from streamtune.modeling.hybrid.scorer import DenseInputs, HybridScorer
 from streamtune.modeling.hybrid.table import EmbeddingRows, advance
 from streamtune.modeling.hybrid.text_buckets import TextBuckets
 from streamtune.modeling.hybrid.text_embeddings import TextEmbedder
+from streamtune.modeling.hybrid.words import bag_layout, text_words
 
 Event = Mapping[str, Any]
-Keys = dict[str, list[str | None]]  # key space -> one key (or None) per event
+# Key space -> one key (or None) per event; for WORDS, the tuple of the event's words.
+Keys = dict[str, list[Any]]
 USER_KIND_SEPARATOR = "\x1f"
+WORDS = "words"
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class HybridModel:
         if config.use_text and config.kind_bits > 0:
             shapes |= {"kinds": (2**config.kind_bits, 0), "user_kinds": (config.user_kind_rows, 0)}
             self.buckets = TextBuckets(config.text_dim, config.kind_bits, config.seed)
+        if config.use_text and config.word_rows > 0:
+            shapes[WORDS] = (config.word_rows, config.factors)
         self.mappings = {
             space: IdMapping(rows, config.admit_after, config.expire_after) for space, (rows, _) in shapes.items()
         }
@@ -113,6 +120,9 @@ class HybridModel:
             "users": users,
             "items": [str(e["item_id"]) if e.get("item_id") is not None else None for e in events],
         }
+        if WORDS in self.mappings:
+            limit = self.config.max_words
+            keys[WORDS] = [text_words(str(e.get("text") or ""), limit) for e in events]
         if "kinds" in self.mappings:
             kinds = [None if b is None else str(b) for b in self.buckets.of(texts["item"].numpy())]
             keys["kinds"] = kinds
@@ -123,9 +133,12 @@ class HybridModel:
         return keys
 
     def lookup(self, keys: Keys) -> dict[str, torch.Tensor]:
-        """Rows of the keys (UNKNOWN when absent); changes nothing."""
+        """Rows of the keys (UNKNOWN when absent; for WORDS one per word, flattened); changes nothing."""
         return {
-            space: torch.tensor([UNKNOWN if key is None else self.mappings[space].row(key) for key in space_keys])
+            space: torch.tensor(
+                [UNKNOWN if key is None else self.mappings[space].row(key) for key in flat_keys(space, space_keys)],
+                dtype=torch.long,
+            )
             for space, space_keys in keys.items()
         }
 
@@ -142,13 +155,17 @@ class HybridModel:
         events of the same batch with the same key, so event *t* sees exactly the labels of
         events before *t*, as a per-event counter would.
         """
-        counts = {space: self._counts(space, rows[space], keys[space], labels) for space in keys}
+        # Words carry no like-counts: their rows learn, their rates would only repeat the item's.
+        counts = {space: self._counts(space, rows[space], keys[space], labels) for space in keys if space != WORDS}
+        word_events, word_weights = bag_layout(keys[WORDS]) if WORDS in keys else (None, None)
         return DenseInputs(
             rows={space: self.tables[space].gather(space_rows) for space, space_rows in rows.items()},
             rates=self._rates(counts, self._global_rates(len(keys["users"]), labels)),
             text_item=texts.get("item"),
             text_liked=texts.get("liked"),
             text_disliked=texts.get("disliked"),
+            word_events=word_events,
+            word_weights=word_weights,
         )
 
     @torch.no_grad()
@@ -218,6 +235,11 @@ class HybridModel:
             if space in counts:
                 features += [lifetime[space], *recent[space]]
         return torch.stack(features, dim=1).float()
+
+
+def flat_keys(space: str, space_keys: list[Any]) -> list[str | None]:
+    """One key per row lookup: the events' keys, or for WORDS every event's words in turn."""
+    return [word for words in space_keys for word in words] if space == WORDS else space_keys
 
 
 def _logit(p: torch.Tensor) -> torch.Tensor:

@@ -2,17 +2,19 @@
 
 ::
 
-    logit = b + sum of row biases + <v_user, v_item + P t_item>         (factorisation, text-aware)
-          + w . rates + u . t_item                                     (running like-rates, text prior)
-          + <P t_item, Q (t_liked - t_disliked)>                       (text of the user's history)
-          + MLP([v_user * (v_item + P t_item), rates, P t_item, t_item . t_liked, t_item . t_disliked])
+    logit = b + sum of row biases + <v_user, v_item + P t_item + w_item>   (factorisation, text-aware)
+          + w . rates + u . t_item                                      (running like-rates, text prior)
+          + <P t_item, Q (t_liked - t_disliked)>                        (text of the user's history)
+          + MLP([v_user * (v_item + P t_item + w_item), rates, P t_item, t_item . t_liked, t_item . t_disliked])
 
-``rates`` are the logit of each side's smoothed like-rate, the global rate's logit, the
-log-counts and the logits of each side's recent like-rates (one per decay rate); ``w`` starts
-at (1, 1, -1, 0, ...), so an untrained model scores exactly as the running like-rate counter
-(:mod:`streamtune.evaluation.popularity`) and everything else learns the residual. Text terms vanish when
-the model is built without text (the "ids" ablation) or a text is absent, and unknown rows
-are zero, so unknown ids fall back to the rate prior and the text terms.
+``w_item`` (and its bias, among the row biases) pools the rows of the item text's words
+(:mod:`~streamtune.modeling.hybrid.words`). ``rates`` are the logit of each side's smoothed
+like-rate, the global rate's logit, the log-counts and the logits of each side's recent
+like-rates (one per decay rate); ``w`` starts at (1, 1, -1, 0, ...), so an untrained model
+scores exactly as the running like-rate counter (:mod:`streamtune.evaluation.popularity`) and
+everything else learns the residual. Text terms (words included) vanish when the model is built
+without text (the "ids" ablation) or a text is absent, and unknown rows are zero, so unknown
+ids fall back to the rate prior and the text terms.
 
 References
 ----------
@@ -43,10 +45,13 @@ class DenseInputs:
     """One batch's inputs to :class:`HybridScorer` (B events)."""
 
     rows: dict[str, torch.Tensor]  # key space -> [B, 1 + factors] bias and factors (0 if unknown)
+    # (for "words" [W, 1 + factors], one row per word of the batch, pooled by the two below)
     rates: torch.Tensor  # [B, rate_features(config)]
     text_item: torch.Tensor | None = None  # [B, D] unit vectors (zeros when absent)
     text_liked: torch.Tensor | None = None  # [B, D]
     text_disliked: torch.Tensor | None = None  # [B, D]
+    word_events: torch.Tensor | None = None  # [W] the event of each word row
+    word_weights: torch.Tensor | None = None  # [W]
 
 
 class HybridScorer(nn.Module):
@@ -78,8 +83,15 @@ class HybridScorer(nn.Module):
 
     def forward(self, inputs: DenseInputs) -> torch.Tensor:
         """Logits, shape [B]."""
-        user_vec, item_vec = inputs.rows["users"][:, 1:], inputs.rows["items"][:, 1:]
-        biases = sum(values[:, 0] for values in inputs.rows.values())
+        rows = dict(inputs.rows)
+        words = rows.pop("words", None)
+        if words is not None:  # each event's words pooled into one row
+            weighted = words * inputs.word_weights.unsqueeze(1)
+            rows["words"] = torch.zeros(len(inputs.rates), words.shape[1]).index_add(0, inputs.word_events, weighted)
+        user_vec, item_vec = rows["users"][:, 1:], rows["items"][:, 1:]
+        if words is not None:
+            item_vec = item_vec + rows["words"][:, 1:]
+        biases = sum(values[:, 0] for values in rows.values())
         logit = self.bias + biases + inputs.rates @ self.rate_weights
         extra = []
         if self.use_text and inputs.text_item is not None:

@@ -48,6 +48,7 @@ def build(settings: Settings, device: torch.device, metrics: TrainerMetrics) -> 
         use_text=embedder is not None,
         user_rows=settings.hybrid_rows,
         item_rows=settings.hybrid_rows,
+        word_rows=settings.hybrid_rows,
         admit_after=settings.hybrid_admit_after,
         seed=settings.seed,
     )

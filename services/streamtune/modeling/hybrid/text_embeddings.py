@@ -16,6 +16,7 @@ BERT-Networks. EMNLP (mean pooling).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -159,8 +160,10 @@ class EmbeddingCache:
         return len(self._vectors)
 
     @staticmethod
+    @functools.lru_cache(maxsize=1 << 17)
     def key(version: str, text: str) -> str:
-        """The cache key of ``text`` under encoder ``version``."""
+        """The cache key of ``text`` under encoder ``version`` (remembered: a batch looks up the
+        same titles and item texts again and again, and a digest costs more than the lookup)."""
         return hashlib.sha256(f"{version}\x00{text}".encode()).hexdigest()
 
     def holds(self, version: str, text: str) -> bool:
