@@ -42,7 +42,6 @@ from streamtune.modeling.hybrid.version_files import (
     ManifestReader,
     RecordingCache,
     VersionInfo,
-    cache_entries,
     load_chain,
     read_info,
     read_version_number,
@@ -151,9 +150,7 @@ class HybridFamily:
         cache = self.embedder.cache if self.embedder is not None else None
         if isinstance(cache, RecordingCache):
             new = cache.take_new()
-            entries = cache_entries(cache, None if delta_of is None else new)
-            if len(entries):
-                entries.save(directory / CACHE_FILE)
+            cache.save(directory / CACHE_FILE, None if delta_of is None else new)
         write_version(directory, payload, VersionInfo(snapshot.state_id, payload["type"], chain))
         self._exported = (snapshot, chain)
         self._changed = {}  # nothing is trained between a snapshot and its export

@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import zipfile
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,11 +192,25 @@ class EmbeddingCache:
         while len(self._vectors) > self.capacity:
             self._vectors.popitem(last=False)
 
-    def save(self, path: str | Path) -> None:
-        """Write all entries to an ``.npz`` file (keys are hashes: no text is stored)."""
-        keys = list(self._vectors)
-        vectors = np.stack(list(self._vectors.values())) if keys else np.zeros((0, 0), np.float32)
-        np.savez(path, keys=np.asarray(keys), vectors=vectors)
+    def save(self, path: str | Path, keys: Sequence[str] | None = None) -> int:
+        """Write the entries of ``keys`` that it holds (None: all) to an ``.npz`` file, as
+        :func:`numpy.savez` would (keys are hashes: no text is stored); returns how many (no
+        file when none).
+
+        Written a slice at a time: a snapshot's file holds every cached vector (30 MB at 20,000
+        texts), and stacking them first cost a fresh 30 MB array each time, 0.1-0.3 s of page
+        faults on a trainer's critical path."""
+        wanted = list(self._vectors) if keys is None else [key for key in keys if key in self._vectors]
+        if not wanted:
+            return 0
+        dim = self._vectors[wanted[0]].shape[0]
+        slices = [wanted[start : start + _SLICE] for start in range(0, len(wanted), _SLICE)]
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            key_type = np.dtype(f"<U{max(map(len, wanted))}")
+            _write_npy(archive, "keys", key_type, (len(wanted),), (np.asarray(part) for part in slices))
+            vectors = (np.stack([self._vectors[key] for key in part]) for part in slices)
+            _write_npy(archive, "vectors", np.dtype("<f4"), (len(wanted), dim), vectors)
+        return len(wanted)
 
     def load(self, path: str | Path) -> None:
         """Add the entries of a file written by :meth:`save`."""
@@ -204,6 +219,19 @@ class EmbeddingCache:
                 self._vectors[key] = vector
         while len(self._vectors) > self.capacity:
             self._vectors.popitem(last=False)
+
+
+_SLICE = 1024  # rows written at a time by EmbeddingCache.save
+
+
+def _write_npy(
+    archive: zipfile.ZipFile, name: str, dtype: np.dtype, shape: tuple[int, ...], parts: Iterable[np.ndarray]
+) -> None:
+    """One ``.npy`` member of ``archive`` from consecutive slices of the array."""
+    with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+        np.lib.format.write_array_header_1_0(member, {"descr": dtype.str, "fortran_order": False, "shape": shape})
+        for part in parts:
+            member.write(np.ascontiguousarray(part, dtype=dtype).tobytes())
 
 
 class TextEmbedder:

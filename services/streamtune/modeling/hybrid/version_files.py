@@ -126,16 +126,6 @@ def load_chain(
     return model
 
 
-def cache_entries(cache: EmbeddingCache, keys: list[str] | None) -> EmbeddingCache:
-    """A cache holding ``keys``' entries of ``cache`` (None: all), to save as a version's file."""
-    subset = EmbeddingCache(capacity=max(1, len(cache)))
-    vectors = cache._vectors  # the cache has no bulk reader of its own
-    for key in vectors if keys is None else keys:
-        if key in vectors:
-            subset._vectors[key] = vectors[key]
-    return subset
-
-
 class RecordingCache(EmbeddingCache):
     """An embedding cache that remembers which keys were added since the last :meth:`take_new`,
     so a delta version ships only the new embeddings."""
