@@ -198,8 +198,8 @@ class EmbeddingCache:
         file when none).
 
         Written a slice at a time: a snapshot's file holds every cached vector (30 MB at 20,000
-        texts), and stacking them first cost a fresh 30 MB array each time, 0.1-0.3 s of page
-        faults on a trainer's critical path."""
+        texts), and stacking them into one fresh array first took 0.12-0.57 s, against 0.04 s in
+        slices, on a trainer's critical path."""
         wanted = list(self._vectors) if keys is None else [key for key in keys if key in self._vectors]
         if not wanted:
             return 0
