@@ -121,9 +121,8 @@ class HybridServed:
         item_texts = [row.text for row in rows]
         if model.config.use_text and self.texts is not None:
             liked, disliked = self.texts.context_vectors([row.context for row in rows], item_texts)
-            item_ids = [row.item for row in rows]
-            item = self.texts.item_vectors(item_ids, item_texts)
-            item_texts = self.texts.item_texts(item_ids, item_texts)
+            item_texts = self.texts.item_texts([row.item for row in rows], item_texts)
+            item = self.texts.text_vectors(item_texts)
             texts = {
                 "item": torch.from_numpy(item),
                 "liked": torch.from_numpy(liked),

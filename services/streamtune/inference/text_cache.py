@@ -109,35 +109,29 @@ class ServerTexts:
             self.cache.load(path)
             return len(self.cache) - before
 
-    def item_vectors(self, item_ids: Sequence[str | None], texts: Sequence[str | None]) -> np.ndarray:
-        """One vector per row: of its text if given (the item then remembers it), else of the
-        item's remembered text, else zeros (the model then scores without text terms)."""
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+    def item_texts(self, item_ids: Sequence[str | None], texts: Sequence[str | None]) -> list[str]:
+        """Each row's item text: the one given (the item then remembers it), else the item's
+        remembered text, else "" (the model then scores without text terms). A version scores
+        an item's vector and its words from this one text."""
+        resolved = []
         with self._lock:
-            given = [position for position, text in enumerate(texts) if text]
-            if given:
-                out[given] = self.embedder.embed([texts[position] for position in given])
-            for position, item in enumerate(item_ids):
-                if item is None:
-                    continue
-                text = texts[position]
-                if text:
-                    self._remember(item, text)
-                    continue
-                remembered = self._items.get(item)
-                if remembered is not None:
-                    self._items.move_to_end(item)
-                    out[position] = self.embedder.embed([remembered])[0]
-        return out
+            for item, text in zip(item_ids, texts, strict=True):
+                if item is not None:
+                    if text:
+                        self._remember(item, text)
+                    elif (text := self._items.get(item)) is not None:
+                        self._items.move_to_end(item)
+                resolved.append(text or "")
+        return resolved
 
-    def item_texts(self, item_ids: Sequence[str | None], texts: Sequence[str | None]) -> list[str | None]:
-        """Each row's item text: the one given, else the item's remembered text (the words a
-        version scores an item by come from the same text as its vector)."""
+    def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """One vector per text, in one encoder pass for those not cached (zeros for "")."""
         with self._lock:
-            return [
-                text or (self._items.get(item) if item is not None else None)
-                for item, text in zip(item_ids, texts, strict=True)
-            ]
+            return self.embedder.embed(texts)
+
+    def item_vectors(self, item_ids: Sequence[str | None], texts: Sequence[str | None]) -> np.ndarray:
+        """The vectors of :meth:`item_texts`."""
+        return self.text_vectors(self.item_texts(item_ids, texts))
 
     def context_vectors(
         self, contexts: Sequence[str | None], item_texts: Sequence[str | None] = ()

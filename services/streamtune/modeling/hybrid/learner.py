@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from streamtune.modeling.hybrid.id_mapping import UNKNOWN, IdMapping
-from streamtune.modeling.hybrid.model import USER_KIND_SEPARATOR, WORDS, Event, HybridModel, Prediction, flat_keys
+from streamtune.modeling.hybrid.model import USER_KIND_SEPARATOR, Event, HybridModel, Prediction, flat_keys
 from streamtune.modeling.hybrid.optimizer import SparseAdagrad
 from streamtune.modeling.hybrid.slow_path import EncoderTuner
+from streamtune.modeling.hybrid.words import WORDS
 
 
 class HybridLearner:

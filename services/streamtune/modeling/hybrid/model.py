@@ -29,13 +29,12 @@ from streamtune.modeling.hybrid.scorer import DenseInputs, HybridScorer
 from streamtune.modeling.hybrid.table import EmbeddingRows, advance
 from streamtune.modeling.hybrid.text_buckets import TextBuckets
 from streamtune.modeling.hybrid.text_embeddings import TextEmbedder
-from streamtune.modeling.hybrid.words import bag_layout, text_words
+from streamtune.modeling.hybrid.words import WORDS, bag_layout, text_words
 
 Event = Mapping[str, Any]
 # Key space -> one key (or None) per event; for WORDS, the tuple of the event's words.
 Keys = dict[str, list[Any]]
 USER_KIND_SEPARATOR = "\x1f"
-WORDS = "words"
 
 
 @dataclass(frozen=True)

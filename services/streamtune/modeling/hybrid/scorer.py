@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from streamtune.modeling.hybrid.config import HybridConfig
+from streamtune.modeling.hybrid.words import WORDS
 
 
 def rate_features(config: HybridConfig) -> int:
@@ -45,7 +46,7 @@ class DenseInputs:
     """One batch's inputs to :class:`HybridScorer` (B events)."""
 
     rows: dict[str, torch.Tensor]  # key space -> [B, 1 + factors] bias and factors (0 if unknown)
-    # (for "words" [W, 1 + factors], one row per word of the batch, pooled by the two below)
+    # (for WORDS [W, 1 + factors], one row per word of the batch, pooled by the two below)
     rates: torch.Tensor  # [B, rate_features(config)]
     text_item: torch.Tensor | None = None  # [B, D] unit vectors (zeros when absent)
     text_liked: torch.Tensor | None = None  # [B, D]
@@ -84,13 +85,13 @@ class HybridScorer(nn.Module):
     def forward(self, inputs: DenseInputs) -> torch.Tensor:
         """Logits, shape [B]."""
         rows = dict(inputs.rows)
-        words = rows.pop("words", None)
+        words = rows.pop(WORDS, None)
         if words is not None:  # each event's words pooled into one row
             weighted = words * inputs.word_weights.unsqueeze(1)
-            rows["words"] = torch.zeros(len(inputs.rates), words.shape[1]).index_add(0, inputs.word_events, weighted)
+            rows[WORDS] = torch.zeros(len(inputs.rates), words.shape[1]).index_add(0, inputs.word_events, weighted)
         user_vec, item_vec = rows["users"][:, 1:], rows["items"][:, 1:]
         if words is not None:
-            item_vec = item_vec + rows["words"][:, 1:]
+            item_vec = item_vec + rows[WORDS][:, 1:]
         biases = sum(values[:, 0] for values in rows.values())
         logit = self.bias + biases + inputs.rates @ self.rate_weights
         extra = []

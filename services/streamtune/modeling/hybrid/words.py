@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
+WORDS = "words"  # the key space of item-text words
 _WORD = re.compile(r"\w+")
 
 
