@@ -31,6 +31,7 @@ def group_settings(settings):
         update={
             "batch_size": 8,
             "publish_every_batches": 1,
+            "publish_max_share": 0.0,  # a version per batch, backlog or not
             "max_batch_latency_ms": 100,
             "keep_versions": 100_000,  # the audit walks the whole lineage
             "gate_tolerance": 1e6,  # accounting, not quality, is under test

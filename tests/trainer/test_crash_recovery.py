@@ -23,6 +23,7 @@ def test_sigkill_never_loses_or_repeats_an_event(settings, tmp_path):
         update={
             "batch_size": 8,
             "publish_every_batches": 1,
+            "publish_max_share": 0.0,  # a version per batch, backlog or not
             "max_batch_latency_ms": 100,
             "keep_versions": 100_000,  # the audit walks the whole lineage
             # Accounting, not quality, is under test: a gate rejection would (correctly) discard

@@ -152,6 +152,21 @@ def test_learner_rewarm_raises_the_rate_of_the_next_step():
     assert learner.learning_rate == pytest.approx(0.3)
 
 
+def test_a_rewarm_speeds_up_the_encoder_but_leaves_the_head_at_its_rate():
+    model = torch.nn.Sequential()
+    model.add_module("encoder", torch.nn.Linear(3, 3))
+    model.add_module("classifier", torch.nn.Linear(3, 1))
+    config = LearnerConfig(0.1, head_learning_rate=1.0, rewarm_factor=3.0, rewarm_steps=5)
+    learner = OnlineLearner(model, torch.device("cpu"), config)
+    learner.rewarm()
+    rates = {group["name"]: group["lr"] for group in learner.optimizer.param_groups}
+    assert rates == {"body": pytest.approx(0.3), "head": pytest.approx(1.0)}
+    for _ in range(5):  # the re-warm's steps, without rows: only the schedule moves
+        learner.idle_step()
+    rates = {group["name"]: group["lr"] for group in learner.optimizer.param_groups}
+    assert rates == {"body": pytest.approx(0.1), "head": pytest.approx(1.0)}
+
+
 def test_l2sp_pulls_weights_back_towards_the_anchor():
     layer = torch.nn.Linear(4, 1)
     penalty = L2SPPenalty(layer, weight=1.0)

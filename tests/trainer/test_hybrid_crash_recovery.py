@@ -23,6 +23,7 @@ def test_sigkill_during_a_hybrid_replay_loses_and_repeats_nothing(settings, tmp_
         update={
             "model_kind": "hybrid",
             "batch_size": 8,
+            "publish_max_share": 0.0,  # a version per batch, backlog or not
             "max_batch_latency_ms": 100,
             "snapshot_every": 3,
             "keep_versions": 100_000,

@@ -1,6 +1,7 @@
-"""Under a backlog the trainer may fold several batches into one version
-(``publish_max_delay_ms``): fewer gate runs and writes, every event still trained exactly once.
-Without the delay it publishes a version per batch. A few seconds each on the real broker."""
+"""Under a backlog the trainer may fold several batches into one version (for
+``publish_max_delay_ms``, or until publishing is at most ``publish_max_share`` of its time):
+fewer gate runs and writes, every event still trained exactly once. With neither it publishes a
+version per batch. A few seconds each on the real broker."""
 
 from __future__ import annotations
 
@@ -17,19 +18,20 @@ pytestmark = pytest.mark.slow
 BATCH = 8
 
 
-@pytest.mark.parametrize("delay_ms", [0, 60_000])
-def test_versions_under_a_backlog(settings, delay_ms):
+@pytest.mark.parametrize(("delay_ms", "share"), [(0, 0.0), (60_000, 0.0), (0, 0.1)])
+def test_versions_under_a_backlog(settings, delay_ms, share):
     settings = settings.model_copy(
         update={
             "batch_size": BATCH,
             "keep_versions": 1000,
             "publish_max_delay_ms": delay_ms,
+            "publish_max_share": share,
             # Accounting is under test, not quality: no gate rejection may discard events.
             "gate_tolerance": 1e6,
             "gate_auc_tolerance": 1.0,
         }
     )
-    events = synthetic_events(96, seed=11, prefix=f"cadence-{delay_ms}")
+    events = synthetic_events(96, seed=11, prefix=f"cadence-{delay_ms}-{share}")
     # The whole stream waits before the trainer starts: a backlog from the first fetch on.
     produce_records(settings.bootstrap_servers, settings.events_topic, event_records(events))
     store = CheckpointStore(settings.checkpoint_dir)
@@ -41,7 +43,7 @@ def test_versions_under_a_backlog(settings, delay_ms):
     assert sorted(audit.trained) == sorted(trained)  # exactly once, whatever the cadence
     assert audit.repeated() == {}
     sizes = [store.read_manifest(version).examples_in_version for version in audit.versions]
-    if delay_ms:
+    if delay_ms or share:
         assert max(sizes) > BATCH, sizes  # batches folded together while more were waiting
         assert len(sizes) < len(trained) / BATCH
     else:

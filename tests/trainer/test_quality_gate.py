@@ -48,6 +48,7 @@ def test_poisoned_stretch_is_never_published(settings, tiny_model_dir):
             "learning_rate": 3e-3,
             "batch_size": 8,
             "publish_every_batches": 1,
+            "publish_max_share": 0.0,  # a version per batch, backlog or not
             "keep_versions": 100_000,
             "holdout_share": 0.2,
             # The stretch's held-out events stay a small minority of the window (about 10%):

@@ -32,6 +32,7 @@ def test_rollback_pins_the_lineage_and_the_trainer_continues_from_it(settings, t
     settings = settings.model_copy(
         update={
             "batch_size": 8,
+            "publish_max_share": 0.0,  # a version per batch, backlog or not
             "keep_versions": 1000,
             # Accounting is under test, not quality: no gate rejection may discard events.
             "gate_tolerance": 1e6,

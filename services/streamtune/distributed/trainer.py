@@ -164,14 +164,14 @@ class DistributedTrainer(TrainerService):
         4. rank 0 broadcasts the outcome; every rank applies it the same way, and on a durable
            version commits its own partitions' offsets — never before step 3 completed.
         """
-        self.schedule.attempted()
-        undelivered = self.stream.producer.flush(_FLUSH_TIMEOUT_S)  # Step 1
-        position = own_position(self.position, self.partitions, self.settings.events_topic)
-        shares = gather(RankShare(position, self.ledger, undelivered))  # Step 2
-        state = self.family.snapshot()
-        result = self._publish_for_group(state, shares) if self.info.leader else None  # Step 3
-        result = from_leader(result)  # Step 4
-        return self._apply(result, state)
+        with self.schedule.attempt():
+            undelivered = self.stream.producer.flush(_FLUSH_TIMEOUT_S)  # Step 1
+            position = own_position(self.position, self.partitions, self.settings.events_topic)
+            shares = gather(RankShare(position, self.ledger, undelivered))  # Step 2
+            state = self.family.snapshot()
+            result = self._publish_for_group(state, shares) if self.info.leader else None  # Step 3
+            result = from_leader(result)  # Step 4
+            return self._apply(result, state)
 
     def _publish_for_group(self, state: object, shares: list[RankShare]) -> PublishResult:
         """Rank 0: judge, then write one version for the whole group."""

@@ -77,7 +77,9 @@ class TrainerService:
         self.published: Manifest | None = None
         self.examples_seen = 0
         self.ledger = VersionLedger()
-        self.schedule = PublishSchedule(settings.publish_every_batches, settings.publish_max_delay_ms)
+        self.schedule = PublishSchedule(
+            settings.publish_every_batches, settings.publish_max_delay_ms, settings.publish_max_share
+        )
 
     # --- setup -----------------------------------------------------------------------------
     def setup(self) -> TrainerService:
@@ -176,7 +178,8 @@ class TrainerService:
                 if batch is None:  # idle: nothing will redeem a refused candidate now
                     if self.schedule.give_up_due(self.ledger.batches):
                         self.restore_published()
-                    if self.schedule.idle_due(self.ledger.unpublished(), self.ledger.only_discarded()):
+                    ledger = self.ledger
+                    if self.schedule.idle_due(ledger.unpublished(), ledger.only_discarded(), ledger.batches):
                         self.publish()
                     continue
                 with self.handoff.claim(batch) as current:
@@ -222,37 +225,36 @@ class TrainerService:
     # --- publishing ------------------------------------------------------------------------
     def publish(self) -> bool:
         """Judge the model as it is now against the published version; publish if it passes."""
-        self.schedule.attempted()
-        state = self.family.snapshot()
-        # Untrained weights are the published ones: nothing to judge.
-        verdict = self.gatekeeper.judge(self.family, state) if self.ledger.examples else self.gatekeeper.unjudged()
-        verdict.record(self.metrics)
-        if not verdict.decision.publish:
-            self.metrics.gate_rejections.inc()
-            self.schedule.rejected()
-            logger.warning("gate rejected the candidate: %s", verdict.decision.reason)
-            if verdict.decision.restore:
-                self.restore_published()
-            return False
-        standing = StreamStanding(
-            self.position, self.examples_seen, self.scoring.as_metrics() | verdict.figures, self._stream_state()
-        )
-        draft = self.ledger.draft(state, self.published, standing)
-        try:
-            self.published = self.publisher.publish(draft)
-        except LineageMovedError as error:
-            logger.warning("not published: %s", error)
-            return False
-        except PublishError as error:
-            self.schedule.failed()
-            retry = "retrying after the next batch or in %.0f s"
-            logger.error("publish failed (the store is unchanged); " + retry + ": %s", self.schedule.retry_s, error)
-            return False
-        self.schedule.succeeded()
-        logger.info("gate passed: %s", verdict.decision.reason)
-        self.gatekeeper.accept(verdict, state)
-        self.ledger = VersionLedger()
-        return True
+        with self.schedule.attempt():
+            state = self.family.snapshot()
+            # Untrained weights are the published ones: nothing to judge.
+            verdict = self.gatekeeper.judge(self.family, state) if self.ledger.examples else self.gatekeeper.unjudged()
+            verdict.record(self.metrics)
+            if not verdict.decision.publish:
+                self.metrics.gate_rejections.inc()
+                self.schedule.rejected()
+                logger.warning("gate rejected the candidate: %s", verdict.decision.reason)
+                if verdict.decision.restore:
+                    self.restore_published()
+                return False
+            figures = self.scoring.as_metrics() | verdict.figures
+            standing = StreamStanding(self.position, self.examples_seen, figures, self._stream_state())
+            draft = self.ledger.draft(state, self.published, standing)
+            try:
+                self.published = self.publisher.publish(draft)
+            except LineageMovedError as error:
+                logger.warning("not published: %s", error)
+                return False
+            except PublishError as error:
+                self.schedule.failed()
+                retry = "retrying after the next batch or in %.0f s"
+                logger.error("publish failed (the store is unchanged); " + retry + ": %s", self.schedule.retry_s, error)
+                return False
+            self.schedule.succeeded()
+            logger.info("gate passed: %s", verdict.decision.reason)
+            self.gatekeeper.accept(verdict, state)
+            self.ledger = VersionLedger()
+            return True
 
     def _stream_state(self) -> dict[str, np.ndarray]:
         return pack_stream_state(self.recent.to_array(), self.gatekeeper.holdout.state(), self.family.trainer_state())

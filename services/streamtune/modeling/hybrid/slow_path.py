@@ -26,8 +26,8 @@ from streamtune.modeling.hybrid.encoder_lora import LoraShape, adapter_parameter
 from streamtune.modeling.hybrid.model import Event, HybridModel
 from streamtune.modeling.hybrid.text_embeddings import SentenceEncoder
 
-# The adapters' step: the text family's adapter rate (5e-4) halved, since every step changes
-# every item's vector and the dense scorer must keep up with them between steps.
+# The adapters' step: half the rate the text family's adapters first had (5e-4), since every
+# step changes every item's vector and the dense scorer must keep up with them between steps.
 DEFAULT_LR = 2.5e-4
 
 

@@ -71,7 +71,14 @@ class OnlineLearner:
             _parameter_groups(model, config), weight_decay=config.weight_decay, fused=device.type == "cuda"
         )
         self.schedule = StreamSchedule(config.warmup_steps, config.rewarm_factor, config.rewarm_steps)
-        self._scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
+        # The head already learns near the fastest rate it stays stable at: a re-warm after a
+        # drift alarm speeds up the encoder (or its adapters) only. Measured on MovieLens, a
+        # head re-warmed to 3 × 1e-2 cost the windows after an alarm 0.03–0.07 AUC.
+        head_schedule = StreamSchedule(config.warmup_steps)
+        self._group_schedules = [
+            head_schedule if group["name"] == "head" else self.schedule for group in self.optimizer.param_groups
+        ]
+        self._scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._group_schedules)
         # Anchored here, before any version's weights are applied: the pull is towards the base.
         self.l2sp = L2SPPenalty(self.model, config.l2sp_weight) if config.l2sp_weight > 0 else None
         self._dropout = config.dropout
@@ -91,11 +98,14 @@ class OnlineLearner:
         return not self._dropout
 
     def rewarm(self) -> None:
-        """Raise the learning rate again from the next step on (after a drift alarm)."""
+        """Raise the encoder's (or adapters') learning rate again from the next step on (after a
+        drift alarm); the head's stays as it is."""
         step = self._scheduler.last_epoch
         self.schedule.rewarm(step)
-        for group, base in zip(self.optimizer.param_groups, self._scheduler.base_lrs, strict=True):
-            group["lr"] = base * self.schedule(step)
+        for group, base, schedule in zip(
+            self.optimizer.param_groups, self._scheduler.base_lrs, self._group_schedules, strict=True
+        ):
+            group["lr"] = base * schedule(step)
 
     def reset_optimizer(self) -> None:
         """Forget AdamW's moments: they belong to weights that were just replaced."""
