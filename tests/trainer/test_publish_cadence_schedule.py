@@ -12,7 +12,19 @@ from tests.support.clock import ManualClock
 
 def test_without_a_delay_every_n_batches_is_due_whatever_waits():
     schedule = PublishSchedule(every_batches=2, max_delay_ms=0, clock=ManualClock())
-    assert [schedule.due(batches, waiting=4) for batches in (0, 1, 2, 3)] == [False, False, True, True]
+    assert [schedule.due(batches, waiting=4) for batches in (0, 1, 2, 3, 4)] == [False, False, True, False, True]
+
+
+def test_a_held_version_ends_on_the_cadence_so_the_last_group_is_never_left_alone():
+    # Two batches a version, and a hold that runs out after the fifth: publishing five would
+    # leave the eighth alone, below a version's worth, for ever once the stream pauses.
+    clock = ManualClock()
+    schedule = PublishSchedule(every_batches=2, max_delay_ms=0, max_share=0.1, clock=clock)
+    with schedule.attempt():
+        clock.now += 0.1
+    clock.now += 1.0  # the hold (0.1 s / 0.1) is spent
+    assert not schedule.due(5, waiting=3)
+    assert schedule.due(6, waiting=2)
 
 
 def test_a_backlog_defers_the_version_until_the_delay_after_the_last_attempt():

@@ -1,7 +1,9 @@
 """When the training loop should try to publish a version. Pure timing, no I/O.
 
-A version follows every ``every_batches`` trained batches. While more batches already wait, the
-loop keeps training into the same version for up to ``max_delay_ms`` after its previous attempt,
+A version follows every ``every_batches`` trained batches and always holds a whole number of such
+groups, so versions keep to the stream's cadence (the evaluation waits for one at each chunk's
+end, which a held version ending mid-group would never reach). While more batches already wait,
+the loop keeps training into the same version for up to ``max_delay_ms`` after its previous attempt,
 and until publishing has taken at most ``max_share`` of the time since that attempt began: the
 gate and the write are then paid once for several batches, so a trainer behind its stream spends
 its time learning. With nothing waiting a version follows every batch, so freshness at a
@@ -79,8 +81,9 @@ class PublishSchedule:
         self._refused = False  # the gate refused the latest candidate
 
     def due(self, batches: int, waiting: int) -> bool:
-        """Enough batches for a version, and either nothing else waits or the hold is spent."""
-        if batches < self.every_batches:
+        """A whole number of ``every_batches`` groups, and either nothing else waits or the hold
+        is spent."""
+        if not batches or batches % self.every_batches:
             return False
         if not waiting:
             return True
