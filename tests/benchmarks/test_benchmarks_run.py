@@ -42,8 +42,11 @@ def test_ingest(tiny_model_dir, tmp_path):
 def test_pipeline_efficiency(tiny_model_dir, tmp_path):
     payload = pipeline_efficiency.main(quick(tiny_model_dir, tmp_path, "pipeline_efficiency"))
     result = payload["results"]["pipeline"]
-    assert result["bare_examples_per_s"] > 0 and result["pipeline_examples_per_s"] > 0
+    assert result["bare_events_per_s"] > 0 and result["pipeline_events_per_s"] > 0
     assert result["ratio"] == pytest.approx(result["pair_ratios"][0])
+    # No holdout here: every event consumed is trained on, so both counts agree.
+    assert result["trained_ratio"] == pytest.approx(result["ratio"])
+    assert result["pipeline_examples_per_s"] == pytest.approx(result["pipeline_events_per_s"])
     # One version per batch: every batch after the first was published on its own.
     assert result["pipeline_runs"][0]["versions"] == payload["settings"]["batches"] - 1
     assert result["bare_runs"][0]["attended_tokens_per_s"] < result["bare_runs"][0]["padded_tokens_per_s"]
