@@ -10,6 +10,7 @@ step on).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -31,14 +32,18 @@ class PrequentialMonitor:
         self.drift = drift
         self._on_drift = on_drift
         self._metrics = metrics
+        # The gauges read the window when scraped, not after every batch: a fast trainer steps
+        # hundreds of times between two scrapes, and each reading sorts the whole window.
+        metrics.prequential_loss.set_function(self.score.logloss)
+        metrics.prequential_auc.set_function(self._auc_or_nan)
+
+    def _auc_or_nan(self) -> float:
+        auc = self.score.auc()
+        return math.nan if auc is None else auc
 
     def record(self, labels: np.ndarray, probabilities: np.ndarray) -> None:
         """Score the model's predictions from before it learned these rows."""
         self.score.update(labels.tolist(), probabilities.tolist())
-        self._metrics.prequential_loss.set(self.score.logloss())
-        auc = self.score.auc()
-        if auc is not None:
-            self._metrics.prequential_auc.set(auc)
         for loss in trainer_log_losses(labels, probabilities):
             if self.drift.update(float(loss)).drift:
                 self._metrics.drift_detected.inc()

@@ -10,6 +10,7 @@ statistical theory, the prequential approach", JRSS A 147(2), 1984.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from typing import Any
 
@@ -50,35 +51,39 @@ class RollingScore:
     def __init__(self, window: int = 2000) -> None:
         self._labels: deque[float] = deque(maxlen=window)
         self._scores: deque[float] = deque(maxlen=window)
-        # Figures of the window as it is, until the next update: the trainer reads them after
-        # every batch (metrics) and again at every publish (the manifest), and one AUC of the
-        # whole window sorts it (~0.7 ms at 2,000 examples).
+        # Figures of the window as it is, until the next update: read at every publish (the
+        # manifest) and by each metrics scrape, from another thread (hence the lock); one AUC
+        # of the whole window sorts it (~0.7 ms at 2,000 examples).
         self._figures: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._labels)
 
     def update(self, labels: list[float], scores: list[float]) -> None:
-        self._labels.extend(labels)
-        self._scores.extend(scores)
-        self._figures = {}
+        with self._lock:
+            self._labels.extend(labels)
+            self._scores.extend(scores)
+            self._figures = {}
 
     def logloss(self) -> float:
-        if "logloss" not in self._figures:
-            labels, scores = self._window()
-            self._figures["logloss"] = (
-                float(np.mean(trainer_log_losses(labels, scores))) if len(labels) else float("nan")
-            )
-        return self._figures["logloss"]
+        with self._lock:
+            if "logloss" not in self._figures:
+                labels, scores = self._window()
+                self._figures["logloss"] = (
+                    float(np.mean(trainer_log_losses(labels, scores))) if len(labels) else float("nan")
+                )
+            return self._figures["logloss"]
 
     def auc(self) -> float | None:
         """Mann–Whitney AUC with hard labels (label >= 0.5); None until both classes are seen."""
-        if "auc" not in self._figures:
-            self._figures["auc"] = trainer_auc(*self._window())
-        return self._figures["auc"]
+        with self._lock:
+            if "auc" not in self._figures:
+                self._figures["auc"] = trainer_auc(*self._window())
+            return self._figures["auc"]
 
     def _window(self) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and scores of the window as arrays, made once per update."""
+        """Labels and scores of the window as arrays, made once per update (lock held)."""
         if "window" not in self._figures:
             self._figures["window"] = (np.asarray(self._labels), np.asarray(self._scores))
         return self._figures["window"]
