@@ -57,7 +57,10 @@ def pipeline_headline(result: dict[str, Any]) -> dict[str, Any]:
     figures = {
         f"{config}_{key}": _round(values[key])
         for config, values in result["results"].items()
-        for key in ("ratio", "cpu_ratio", "bare_examples_per_s", "pipeline_examples_per_s", "step_busy_fraction")
+        for key in (
+            *("ratio", "trained_ratio", "cpu_ratio", "bare_events_per_s", "pipeline_events_per_s"),
+            *("bare_examples_per_s", "pipeline_examples_per_s", "step_busy_fraction"),
+        )
     }
     return {"device": result["settings"]["device"], "headline_ratio": _round(result["headline_ratio"]), **figures}
 
