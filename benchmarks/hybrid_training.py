@@ -108,11 +108,12 @@ def bare_run(settings: Settings, events: list[dict[str, Any]], warm: bool) -> fl
     if warm:
         family.embedder.embed(distinct_texts(events))
     size, share = settings.batch_size, settings.holdout_share
-    batches = []
+    batches: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
     for start in range(0, len(events), size):
-        batch = events[start : start + size]
-        held_out = [event for event in batch if is_holdout(event["event_id"], share)]
-        batches.append(([event for event in batch if not is_holdout(event["event_id"], share)], held_out))
+        learned, held_out = [], []
+        for event in events[start : start + size]:
+            (held_out if is_holdout(event["event_id"], share) else learned).append(event)
+        batches.append((learned, held_out))
 
     def model_work(learned: list[dict[str, Any]], held_out: list[dict[str, Any]]) -> None:
         if held_out:

@@ -43,7 +43,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from benchmarks.flops import EncoderShape, batch_training_flops, bf16_peak_tflops, mfu
@@ -66,7 +65,10 @@ from streamtune.config import Settings
 from streamtune.ingest.training_batch import TrainingBatch
 from streamtune.kafka.clients import ensure_topics, make_producer
 from streamtune.modeling.encoding import PairEncoder
+from streamtune.modeling.family import ModelFamily
+from streamtune.trainer.dedupe import RecentIds
 from streamtune.trainer.gate.holdout import is_holdout
+from streamtune.trainer.routing import Routes, route
 from streamtune.trainer.service import TrainerService
 
 NAME = "pipeline_efficiency"
@@ -106,26 +108,29 @@ def build_trainer(settings: Settings) -> TrainerService:
 
 @dataclass(frozen=True)
 class Batch:
-    """A batch as the trainer's ingest thread builds it, and which of its rows the trainer holds
-    out for the gate (scored, never trained)."""
+    """A batch as the trainer's ingest thread builds it, and where the trainer routes its rows
+    (:func:`~streamtune.trainer.routing.route`: held out for the gate, or trained)."""
 
-    inputs: dict[str, torch.Tensor]
-    labels: torch.Tensor
-    held_out: np.ndarray
+    batch: TrainingBatch
+    routes: Routes
 
-    def model_work(self, family: Any) -> None:
-        """What the trainer's model does with this batch: scores its held-out rows, trains on the rest."""
-        batch = TrainingBatch.of_inputs(self.inputs, self.labels)
-        if self.held_out.size:
-            family.score(batch.select(self.held_out))
-        trained = np.setdiff1d(np.arange(len(self.labels)), self.held_out)
-        family.train(batch.select(trained) if self.held_out.size else batch)
+    @property
+    def inputs(self) -> dict[str, torch.Tensor]:
+        return self.batch.inputs
+
+    def model_work(self, family: ModelFamily) -> None:
+        """What the trainer's model does with this batch (as in ``TrainerService.learn``):
+        scores its held-out rows, trains on the rest."""
+        if self.routes.held_out.size:
+            family.score(self.batch.select(self.routes.held_out))
+        family.train(self.batch.select(self.routes.to_train))
 
 
 def pretokenized(trainer: TrainerService, events: list[dict[str, Any]]) -> list[Batch]:
     """The events cut into the trainer's batches and tokenized as its ingest thread does."""
     encode = PairEncoder(trainer.family.tokenizer, trainer.settings.max_length)
-    size, share = trainer.settings.batch_size, trainer.settings.holdout_share
+    size = trainer.settings.batch_size
+    recent = RecentIds(window=len(events))
     batches = []
     for start in range(0, len(events), size):
         chunk = events[start : start + size]
@@ -134,8 +139,10 @@ def pretokenized(trainer: TrainerService, events: list[dict[str, Any]]) -> list[
         if trainer.device.type == "cuda":
             inputs = {name: tensor.pin_memory() for name, tensor in inputs.items()}
             labels = labels.pin_memory()
-        held_out = np.array([row for row, e in enumerate(chunk) if is_holdout(e["event_id"], share)], dtype=np.int64)
-        batches.append(Batch(inputs, labels, held_out))
+        batch = TrainingBatch(
+            generation=0, inputs=inputs, labels=labels, event_ids=[e["event_id"] for e in chunk], offsets={}
+        )
+        batches.append(Batch(batch, route(batch, recent, trainer.settings.holdout_share)))
     return batches
 
 
@@ -168,8 +175,8 @@ def bare_run(settings: Settings, events: list[dict[str, Any]]) -> BareRun:
     elapsed = finished[-1] - finished[0]
     measured = batches[1:]
     masks = [batch.inputs["attention_mask"] for batch in measured]
-    events_count = sum(len(batch.labels) for batch in measured)
-    examples = events_count - sum(batch.held_out.size for batch in measured)
+    events_count = sum(len(batch.batch) for batch in measured)
+    examples = sum(batch.routes.to_train.size for batch in measured)
     return BareRun(
         examples_per_s=examples / elapsed,
         events_per_s=events_count / elapsed,

@@ -1,9 +1,10 @@
 """When the training loop should try to publish a version. Pure timing, no I/O.
 
-A version follows every ``every_batches`` trained batches and always holds a whole number of such
-groups, so versions keep to the stream's cadence (the evaluation waits for one at each chunk's
-end, which a held version ending mid-group would never reach). While more batches already wait,
-the loop keeps training into the same version for up to ``max_delay_ms`` after its previous attempt,
+A version follows every ``every_batches`` trained batches. While the stream flows it holds a
+whole number of such groups, so a version held for a backlog ends on the stream's cadence and
+never leaves a last group short of a version's worth (a reader waiting for the version at a
+group's end would wait for ever). While more batches already wait, the loop keeps training
+into the same version for up to ``max_delay_ms`` after its previous attempt,
 and until publishing has taken at most ``max_share`` of the time since that attempt began: the
 gate and the write are then paid once for several batches, so a trainer behind its stream spends
 its time learning. With nothing waiting a version follows every batch, so freshness at a
