@@ -120,7 +120,7 @@ class Settings(KafkaSettings, ServingSettings, OperationsSettings):
     publish_max_delay_ms: int = Field(default=0, ge=0)
     # ...and until publishing (gate and write) has taken at most this share of the time, so a
     # trainer behind its stream learns instead of publishing (cadence.py). 0: off.
-    publish_max_share: float = Field(default=0.1, ge=0, le=1)
+    publish_max_share: float = Field(default=0.03, ge=0, le=1)
     # Closed batches waiting for the training step; when full the consumer pauses its partitions.
     batch_queue_size: int = Field(default=4, ge=1)
 
