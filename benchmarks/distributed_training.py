@@ -17,7 +17,6 @@ Run from the repository root: ``python -m benchmarks.distributed_training [--qui
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +48,7 @@ def _rate(store: CheckpointStore) -> tuple[float, int]:
     """Stream examples per second between the first version and the last, and the versions."""
     versions = store.versions()
     first, last = store.read_manifest(versions[0]), store.read_manifest(versions[-1])
-    seconds = (datetime.fromisoformat(last.created_at) - datetime.fromisoformat(first.created_at)).total_seconds()
-    return (last.examples_seen - first.examples_seen) / seconds, len(versions)
+    return (last.examples_seen - first.examples_seen) / (last.created_at_s - first.created_at_s), len(versions)
 
 
 def _train(settings: Settings, ranks: int, records: int, log: Path) -> dict[str, Any]:

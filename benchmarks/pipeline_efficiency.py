@@ -43,7 +43,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 import torch
@@ -256,7 +255,8 @@ def pipeline_run(settings: Settings, events: list[dict[str, Any]], expected_exam
     produce_events(settings, events)
     trainer = build_trainer(settings)
     stop = threading.Event()
-    watcher = VersionWatcher(CheckpointStore(settings.checkpoint_dir), trainer, expected_examples, stop)
+    store = CheckpointStore(settings.checkpoint_dir)
+    watcher = VersionWatcher(store, trainer, expected_examples, stop)
     watcher.start()
     try:
         trainer.run(stop)
@@ -269,9 +269,8 @@ def pipeline_run(settings: Settings, events: list[dict[str, Any]], expected_exam
     seen_examples, seen_elapsed = seen_to[2] - seen_from[2], seen_to[0] - seen_from[0]
     # Rates span the store's first version to the last, timed by their manifests: the watcher
     # looks only every WATCH_INTERVAL_S, and may first see a later version than the first.
-    store = CheckpointStore(settings.checkpoint_dir)
     first, last = store.read_manifest(store.versions()[0]), store.read_manifest(seen_to[1])
-    elapsed = (datetime.fromisoformat(last.created_at) - datetime.fromisoformat(first.created_at)).total_seconds()
+    elapsed = last.created_at_s - first.created_at_s
     samples = trainer.metrics.registry.get_sample_value
     return PipelineRun(
         examples_per_s=(last.examples_seen - first.examples_seen) / elapsed,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime
 from typing import Any
 
 from benchmarks.harness import format_table
@@ -29,7 +28,7 @@ def swap_latencies(store: CheckpointStore, load: PredictLoad) -> list[tuple[floa
         if version == 0:
             continue
         try:
-            created = datetime.fromisoformat(store.read_manifest(version).created_at).timestamp()
+            created = store.read_manifest(version).created_at_s
         except (CheckpointError, OSError):  # pruned by retention: not measured
             continue
         latencies.append((seen, round(seen + wall_minus_monotonic - created, 3)))

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,11 @@ class Manifest:
     # state); None: a full snapshot. ``chain_length``: deltas since the last full snapshot.
     delta_of: int | None = None
     chain_length: int = 0
+
+    @property
+    def created_at_s(self) -> float:
+        """``created_at`` as seconds since the epoch."""
+        return datetime.fromisoformat(self.created_at).timestamp()
 
     @property
     def is_delta(self) -> bool:
