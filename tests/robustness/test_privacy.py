@@ -36,6 +36,18 @@ def test_pseudonyms_are_keyed_hmacs_not_plain_hashes(tmp_path):
         Settings(_env_file=None, pseudonymise_key="short")
 
 
+def test_remembered_pseudonyms_equal_fresh_ones_and_memory_stays_bounded():
+    import hashlib
+    import hmac
+
+    pseudonymiser = Pseudonymiser(KEY.encode(), remembered=3)
+    users = [f"user-{n}" for n in range(7)] * 2  # each user twice, more users than remembered
+    for user in users:
+        assert pseudonymiser.pseudonym(user) == hmac.new(KEY.encode(), user.encode(), hashlib.sha256).hexdigest()
+        assert len(pseudonymiser._remembered) <= 3
+    assert "user-" not in repr(pseudonymiser)
+
+
 def test_tags_are_stable_64_bit_and_zero_means_no_user():
     pseudonymiser = Pseudonymiser(KEY.encode())
     tags = {user_tag(pseudonymiser.pseudonym(f"user-{i}")) for i in range(10_000)}

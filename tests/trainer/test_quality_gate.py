@@ -34,11 +34,13 @@ from streamtune.trainer.versions.lineage import audit_lineage
 pytestmark = pytest.mark.slow
 
 # The probe is scored by the serving path, so a version "published worse" is what users would
-# get. Margin: the gate's tolerance (a candidate may be that much worse on the window) plus the
-# noise of a 200-example log-loss; a candidate trained on the flipped labels is worse by more
-# than 1 nat (see the gate's figures in the log).
+# get. Margin: a tenth of a nat. A candidate trained on the flipped labels is worse by more than
+# 1 nat (see the gate's figures in the log; with the gate open the worst published version is at
+# 0.73), while versions the gate rightly passes move the probe by its tolerance (a candidate may be
+# that much worse on the window) plus a 200-example log-loss's noise: up to 0.022 alone on the
+# machine, 0.032 once under a loaded full suite, where a margin of tolerance + 0.01 failed.
 GATE_TOLERANCE = 0.02
-MARGIN = GATE_TOLERANCE + 0.01
+MARGIN = 0.1
 
 
 def test_poisoned_stretch_is_never_published(settings, tiny_model_dir):

@@ -147,8 +147,11 @@ class EventIngestor(threading.Thread):
             due_in = self._batcher.seconds_until_due(busy=self._handoff.busy())
             timeout = _IDLE_POLL_S if due_in is None else min(due_in, _IDLE_POLL_S)
         # While paused, poll() still serves the group protocol and delivers no records.
-        for message in self._consumer.consume(num_messages=self._config.batch_size, timeout=timeout):
+        messages = self._consumer.consume(num_messages=self._config.batch_size, timeout=timeout)
+        for message in messages:
             self._handle(message)
+        if messages:
+            self._metrics.events_consumed.inc(sum(message.error() is None for message in messages))
         if not self._waiting:
             if self._batcher.due(busy=self._handoff.busy()):
                 self._cut(self._batcher.take())
@@ -166,7 +169,6 @@ class EventIngestor(threading.Thread):
                 logger.warning("consumer error: %s", error)
             return
         self._assignment.read(message)
-        self._metrics.events_consumed.inc()
         decoded = decode_event(message.value(), self._config.max_text_chars)
         if isinstance(decoded, InvalidEvent):
             self._dead_letters.send(message, decoded)

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 KEY_FILE = "pseudonymise.key"
 _KEY_BYTES = 32
+_REMEMBERED = 100_000  # pseudonyms kept per process (about 20 MB at most)
 
 
 class Pseudonymiser:
@@ -48,18 +49,28 @@ class Pseudonymiser:
     True
     """
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, remembered: int = _REMEMBERED) -> None:
         if len(key) < 16:
             raise ConfigurationError("the pseudonymisation key must be at least 16 bytes long")
         self._key = key
+        # Active users send many events: an HMAC per event was a tenth of the ingest thread's
+        # time. The ids here are only ever the raw ids of events just decoded (in memory anyway).
+        self._remembered: dict[str, str] = {}
+        self._capacity = remembered
 
     def pseudonym(self, user_id: str | None) -> str | None:
         """The pseudonym of ``user_id`` (None stays None: an event without a user)."""
         if user_id is None:
             return None
-        # surrogatepass: a decoded event never holds lone surrogates, but this must not raise.
-        message = user_id.encode("utf-8", "surrogatepass")
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        pseudonym = self._remembered.get(user_id)
+        if pseudonym is None:
+            # surrogatepass: a decoded event never holds lone surrogates, but this must not raise.
+            message = user_id.encode("utf-8", "surrogatepass")
+            pseudonym = hmac.new(self._key, message, hashlib.sha256).hexdigest()
+            if len(self._remembered) >= self._capacity:
+                self._remembered.clear()  # a bounded memory: start again rather than track recency
+            self._remembered[user_id] = pseudonym
+        return pseudonym
 
     def __repr__(self) -> str:  # never show the key
         return "Pseudonymiser(key=***)"
