@@ -147,11 +147,11 @@ class EventIngestor(threading.Thread):
             due_in = self._batcher.seconds_until_due(busy=self._handoff.busy())
             timeout = _IDLE_POLL_S if due_in is None else min(due_in, _IDLE_POLL_S)
         # While paused, poll() still serves the group protocol and delivers no records.
-        messages = self._consumer.consume(num_messages=self._config.batch_size, timeout=timeout)
-        for message in messages:
-            self._handle(message)
-        if messages:
-            self._metrics.events_consumed.inc(sum(message.error() is None for message in messages))
+        records = 0
+        for message in self._consumer.consume(num_messages=self._config.batch_size, timeout=timeout):
+            records += self._handle(message)
+        if records:
+            self._metrics.events_consumed.inc(records)
         if not self._waiting:
             if self._batcher.due(busy=self._handoff.busy()):
                 self._cut(self._batcher.take())
@@ -162,20 +162,22 @@ class EventIngestor(threading.Thread):
         self._metrics.batch_queue_depth.set(self._handoff.depth())
         self._lag.maybe_report(self._assignment.partitions, self._assignment.consumed)
 
-    def _handle(self, message: Message) -> None:
+    def _handle(self, message: Message) -> bool:
+        """Take one message; False when it was an error rather than a record."""
         error = message.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
                 logger.warning("consumer error: %s", error)
-            return
+            return False
         self._assignment.read(message)
         decoded = decode_event(message.value(), self._config.max_text_chars)
         if isinstance(decoded, InvalidEvent):
             self._dead_letters.send(message, decoded)
-            return
+            return True
         kind, produced_ms = message.timestamp()
         example = StreamExample(decoded, produced_ms if kind != 0 else None, message.offset())
         self._batcher.add(offset_key(message.topic(), message.partition()), example)
+        return True
 
     def _pause_full_partitions(self) -> None:
         """Pause the partitions whose queue is full, resume those drained to half of it."""

@@ -16,6 +16,7 @@ deployments set the variable from a secret store instead.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -55,22 +56,16 @@ class Pseudonymiser:
         self._key = key
         # Active users send many events: an HMAC per event was a tenth of the ingest thread's
         # time. The ids here are only ever the raw ids of events just decoded (in memory anyway).
-        self._remembered: dict[str, str] = {}
-        self._capacity = remembered
+        self._remembered = functools.lru_cache(maxsize=remembered)(self._digest)
 
     def pseudonym(self, user_id: str | None) -> str | None:
         """The pseudonym of ``user_id`` (None stays None: an event without a user)."""
-        if user_id is None:
-            return None
-        pseudonym = self._remembered.get(user_id)
-        if pseudonym is None:
-            # surrogatepass: a decoded event never holds lone surrogates, but this must not raise.
-            message = user_id.encode("utf-8", "surrogatepass")
-            pseudonym = hmac.new(self._key, message, hashlib.sha256).hexdigest()
-            if len(self._remembered) >= self._capacity:
-                self._remembered.clear()  # a bounded memory: start again rather than track recency
-            self._remembered[user_id] = pseudonym
-        return pseudonym
+        return None if user_id is None else self._remembered(user_id)
+
+    def _digest(self, user_id: str) -> str:
+        # surrogatepass: a decoded event never holds lone surrogates, but this must not raise.
+        message = user_id.encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     def __repr__(self) -> str:  # never show the key
         return "Pseudonymiser(key=***)"
