@@ -50,8 +50,8 @@ class PrequentialMonitor:
                 self._on_drift()
                 logger.warning(
                     "drift detected on the prequential log-loss (Page-Hinkley statistic %.1f > %.1f, "
-                    "rolling loss %.4f): the model adapts faster for a while (the text family re-warms "
-                    "its learning rate)",
+                    "rolling loss %.4f); the text family re-warms its encoder's rate when "
+                    "STREAMTUNE_LR_REWARM_FACTOR > 1",
                     self.drift.statistic,
                     self.drift.threshold,
                     self.score.logloss(),
