@@ -144,7 +144,7 @@ def pipeline_run(settings: Settings, events: list[dict[str, Any]]) -> dict[str, 
         if not versions:
             return None
         manifest = store.read_manifest(versions[0])
-        return manifest.created_at_s, sum(manifest.kafka_offsets.values())
+        return manifest.created_at_s, manifest.records_through
 
     def all_through() -> tuple[float, int] | None:
         # The trainer's own position (cheap to read): events trained, held out or discarded by a

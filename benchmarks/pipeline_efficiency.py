@@ -274,7 +274,7 @@ def pipeline_run(settings: Settings, events: list[dict[str, Any]], expected_exam
     samples = trainer.metrics.registry.get_sample_value
     return PipelineRun(
         examples_per_s=(last.examples_seen - first.examples_seen) / elapsed,
-        events_per_s=(sum(last.kafka_offsets.values()) - sum(first.kafka_offsets.values())) / elapsed,
+        events_per_s=(last.records_through - first.records_through) / elapsed,
         cpu_seconds_per_example=watcher.cpu_seconds / seen_examples,
         versions=last.version - first.version,
         step_busy_fraction=watcher.step_seconds / seen_elapsed,

@@ -85,6 +85,11 @@ class Manifest:
         return datetime.fromisoformat(self.created_at).timestamp()
 
     @property
+    def records_through(self) -> int:
+        """Records (valid or not) the version has consumed, over all partitions."""
+        return sum(self.kafka_offsets.values())
+
+    @property
     def is_delta(self) -> bool:
         """Whether the version is a delta against ``delta_of`` rather than a full snapshot."""
         return self.delta_of is not None

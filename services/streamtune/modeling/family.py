@@ -103,7 +103,7 @@ class ModelFamily(ModelExport, Protocol):
 
     def on_drift(self) -> None:
         """The prequential loss rose and stayed up (a drift alarm): adapt faster, if the family
-        can (the text family re-warms its learning rate)."""
+        can (the text family re-warms its learning rate when STREAMTUNE_LR_REWARM_FACTOR > 1)."""
         ...
 
     def holdout_window(self, capacity: int) -> HoldoutWindow:

@@ -176,7 +176,7 @@ def _metric(text: str, name: str) -> float:
 def published_records(store: CheckpointStore) -> int:
     """Records (valid or not) the version LATEST names has consumed, over all partitions."""
     latest = store.latest_version()
-    return 0 if latest is None else sum(store.read_manifest(latest).kafka_offsets.values())
+    return 0 if latest is None else store.read_manifest(latest).records_through
 
 
 def _consumed_everything(store: CheckpointStore, records: int) -> bool:

@@ -111,8 +111,16 @@ class TextFamily:
         return self.learner.score(batch.inputs).numpy()
 
     def on_drift(self) -> None:
-        """Re-warm the learning rate (:class:`~streamtune.trainer.optim.lr_schedule.StreamSchedule`)."""
+        """Re-warm the learning rate (:class:`~streamtune.trainer.optim.lr_schedule.StreamSchedule`;
+        a factor of 1, the default, changes no rate)."""
         self.learner.rewarm()
+        schedule = self.learner.schedule
+        if schedule.rewarm_factor > 1 and schedule.rewarm_steps:
+            logger.info(
+                "re-warming the encoder's learning rate: x%.1f, back over %d steps",
+                schedule.rewarm_factor,
+                schedule.rewarm_steps,
+            )
 
     def holdout_window(self, capacity: int) -> HoldoutWindow:
         return HoldoutWindow(capacity, self.settings.row_format)

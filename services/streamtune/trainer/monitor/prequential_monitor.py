@@ -3,8 +3,7 @@
 Every fresh event is scored by the model before it learns it (test-then-train). The scores feed
 the rolling log-loss and AUC (:mod:`streamtune.trainer.monitor.rolling_score`) and a Page-Hinkley
 test on the per-example log-loss (:mod:`streamtune.trainer.monitor.page_hinkley`), whose alarm
-makes the model family adapt faster (the text family re-warms its learning rate from the next
-step on).
+is counted and handed to the model family (``on_drift``), which says itself what it does about it.
 """
 
 from __future__ import annotations
@@ -50,8 +49,7 @@ class PrequentialMonitor:
                 self._on_drift()
                 logger.warning(
                     "drift detected on the prequential log-loss (Page-Hinkley statistic %.1f > %.1f, "
-                    "rolling loss %.4f); the text family re-warms its encoder's rate when "
-                    "STREAMTUNE_LR_REWARM_FACTOR > 1",
+                    "rolling loss %.4f)",
                     self.drift.statistic,
                     self.drift.threshold,
                     self.score.logloss(),
