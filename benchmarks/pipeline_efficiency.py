@@ -21,14 +21,14 @@ Trained examples/s are reported too (``trained_ratio``).
 
 Both skip the first batch (one-off costs). Runs alternate bare, pipeline, bare, pipeline…; the
 ratio reported is the median of the ratios of adjacent pairs (neighbours share the machine's
-load), next to the ratio of the medians. Goal: ≥ 0.95.
+load), next to the ratio of the medians. Goals: ≥ 0.95 for ``pipeline``, ≥ 0.9 for ``defaults``.
 
 Configurations: ``pipeline`` has no replay and no holdout, and publishes a version after every
 batch however many wait (the trainer's own cost only);
 ``defaults`` runs the trainer as configured by default: replay mixes past examples into each
 step (in both loops), the holdout sets 5 % aside for the quality gate, and under the backlog a
 version is published only once publishing has taken at most ``STREAMTUNE_PUBLISH_MAX_SHARE`` of
-the time.
+the time. A ``defaults`` run is 90 batches, ``pipeline`` 20 (``RUN_BATCHES`` says why).
 
 The bare loop also reports tokens/s and, on a GPU with a known bf16 peak (or ``--peak-tflops``),
 the model FLOPs utilisation (see :mod:`benchmarks.flops`).
@@ -74,7 +74,8 @@ from streamtune.trainer.routing import Routes, route
 from streamtune.trainer.service import TrainerService
 
 NAME = "pipeline_efficiency"
-GOAL_RATIO = 0.95
+# The trainer's own cost (``pipeline``), and everything a default trainer does (``defaults``).
+GOAL_RATIOS = {"pipeline": 0.95, "defaults": 0.9}
 # How often the watcher looks at the store: it shares the trainer's process (and its GIL), so it
 # looks seldom enough to cost the trainer nothing measurable, often enough that a run of tens of
 # seconds is timed to a fraction of a percent.
@@ -85,6 +86,13 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "pipeline": {"replay_fraction": 0.0, "holdout_share": 0.0, "publish_max_share": 0.0},
     "defaults": {},
 }
+# Batches per run. At the defaults a backlogged trainer publishes once publishing (mostly the
+# gate scoring the candidate on the held-out window, which grows through the run: up to ~2 s for
+# MiniLM on 2 cores) has taken 3 % of the time: 9 versions in 90 batches. A run always ends on a
+# version (the stream runs dry, nothing waits, so the last batch is published at once), and in a
+# short run that last judgement is a large share: 0.894 at 30 batches, 0.933 at 90 (5 pairs each,
+# ~29 bare events/s both times), the last of 2 and of 9 judgements in the measured span.
+RUN_BATCHES = {"pipeline": 20, "defaults": 90}
 
 
 @dataclass(frozen=True)
@@ -345,13 +353,15 @@ def throughput_rows(result: dict[str, Any], peak: float | None) -> list[tuple[An
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argument_parser(__doc__.splitlines()[0], NAME)
-    parser.add_argument("--batches", type=int, default=None, help="batches per run (default 20; --quick 4)")
+    parser.add_argument(
+        "--batches", type=int, default=None, help="batches per run (default: pipeline 20, defaults 90; --quick 4)"
+    )
     parser.add_argument("--configs", default=None, help="comma-separated: pipeline, defaults (default: both)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (STREAMTUNE_COMPILE)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="accelerator peak for the MFU")
     args = parser.parse_args(argv)
-    batches = args.batches or (4 if args.quick else 20)
+    run_batches = {config: args.batches or (4 if args.quick else batches) for config, batches in RUN_BATCHES.items()}
     repeats = args.repeats or (1 if args.quick else 3)
     configs = (args.configs or ("pipeline" if args.quick else "pipeline,defaults")).split(",")
     started_machine = machine()
@@ -359,8 +369,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with work_directory(NAME) as work_dir, embedded_broker(work_dir) as bootstrap:
         base_model = base_model_for(args, work_dir)
         batch_size = benchmark_settings(bootstrap, work_dir, base_model).batch_size
-        events = synthetic_events(batches * batch_size)
         for config in configs:
+            events = synthetic_events(run_batches[config] * batch_size)
             overrides = {**COMMON, **CONFIGURATIONS[config], "device": args.device, "compile": args.compile}
             fresh_settings = functools.partial(benchmark_settings, bootstrap, work_dir, base_model, **overrides)
             results[config] = measure(fresh_settings, events, config, repeats)
@@ -396,16 +406,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ),
         rows,
     )
-    headline = results[configs[0]]["ratio"]
+    headline, goal = results[configs[0]]["ratio"], GOAL_RATIOS[configs[0]]
     table += (
-        f"\n\npipeline efficiency ({configs[0]}): {headline:.3f} (goal ≥ {GOAL_RATIO}: "
-        f"{'met' if headline >= GOAL_RATIO else 'NOT met'}); median of {repeats} adjacent pairs, "
-        f"{batches} batches of {batch_size} per run, on {device_name}"
+        f"\n\npipeline efficiency ({configs[0]}): {headline:.3f} (goal ≥ {goal}: "
+        f"{'met' if headline >= goal else 'NOT met'}); median of {repeats} adjacent pairs, "
+        f"{run_batches[configs[0]]} batches of {batch_size} per run, on {device_name}"
     )
     table += "\n\nBare training loop\n" + format_table(("figure", "value"), throughput_rows(results[configs[0]], peak))
     payload = {
         "settings": {
-            "batches": batches,
+            "batches": {config: run_batches[config] for config in configs},
             "batch_size": batch_size,
             "repeats": repeats,
             "base_model": base_model,
@@ -417,8 +427,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "results": results,
         "headline_ratio": headline,
-        "goal_ratio": GOAL_RATIO,
-        "goal_met": headline >= GOAL_RATIO,
+        "goal_ratio": goal,
+        "goal_met": headline >= goal,
         "bf16_peak_tflops": peak,
     }
     write_result(args.out, NAME, started_machine, payload, table)

@@ -48,7 +48,7 @@ def test_pipeline_efficiency(tiny_model_dir, tmp_path):
     assert result["trained_ratio"] == pytest.approx(result["ratio"])
     assert result["pipeline_examples_per_s"] == pytest.approx(result["pipeline_events_per_s"])
     # One version per batch: every batch after the first was published on its own.
-    assert result["pipeline_runs"][0]["versions"] == payload["settings"]["batches"] - 1
+    assert result["pipeline_runs"][0]["versions"] == payload["settings"]["batches"]["pipeline"] - 1
     assert result["bare_runs"][0]["attended_tokens_per_s"] < result["bare_runs"][0]["padded_tokens_per_s"]
     assert payload["bf16_peak_tflops"] is None  # a CPU: no MFU
     written(tmp_path, "pipeline_efficiency")
