@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streamtune.checkpoints.manifest import offset_key
 from streamtune.ingest.handoff import BatchHandoff
@@ -35,8 +35,9 @@ class Assignment:
         self.consumed: dict[str, int] = {}  # next offset per partition, valid or not
         self.reported: dict[str, int] = {}  # offsets already handed off in a batch
 
-    def read(self, message: Message) -> None:
-        self.consumed[offset_key(message.topic(), message.partition())] = message.offset() + 1
+    def read(self, key: str, offset: int) -> None:
+        """The record at ``offset`` of the partition ``key`` (:func:`offset_key`) was read."""
+        self.consumed[key] = offset + 1
 
     def mark_reported(self) -> None:
         self.reported = dict(self.consumed)
