@@ -113,9 +113,8 @@ class TextFamily:
     def on_drift(self) -> None:
         """Re-warm the learning rate (:class:`~streamtune.trainer.optim.lr_schedule.StreamSchedule`;
         a factor of 1, the default, changes no rate)."""
-        self.learner.rewarm()
-        schedule = self.learner.schedule
-        if schedule.rewarm_factor > 1 and schedule.rewarm_steps:
+        if self.learner.rewarm():
+            schedule = self.learner.schedule
             logger.info(
                 "re-warming the encoder's learning rate: x%.1f, back over %d steps",
                 schedule.rewarm_factor,

@@ -97,15 +97,18 @@ class OnlineLearner:
         """Whether :attr:`LearnerStep.probabilities` equal what :meth:`score` would have said."""
         return not self._dropout
 
-    def rewarm(self) -> None:
+    def rewarm(self) -> bool:
         """Raise the encoder's (or adapters') learning rate again from the next step on (after a
-        drift alarm); the head's stays as it is."""
+        drift alarm); the head's stays as it is. False, changing nothing, when re-warming is off."""
+        if not self.schedule.rewarms:
+            return False
         step = self._scheduler.last_epoch
         self.schedule.rewarm(step)
         for group, base, schedule in zip(
             self.optimizer.param_groups, self._scheduler.base_lrs, self._group_schedules, strict=True
         ):
             group["lr"] = base * schedule(step)
+        return True
 
     def reset_optimizer(self) -> None:
         """Forget AdamW's moments: they belong to weights that were just replaced."""

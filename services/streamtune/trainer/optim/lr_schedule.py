@@ -39,6 +39,10 @@ class StreamSchedule:
     >>> schedule.rewarm(at_step=10)
     >>> [schedule(step) for step in range(10, 15)]
     [3.0, 2.5, 2.0, 1.5, 1.0]
+    >>> off = StreamSchedule(warmup_steps=3, rewarm_steps=4)  # factor 1: re-warming is off
+    >>> off.rewarm(at_step=0)
+    >>> [off(step) for step in range(3)]
+    [0.25, 0.5, 0.75]
     """
 
     def __init__(self, warmup_steps: int, rewarm_factor: float = 1.0, rewarm_steps: int = 0) -> None:
@@ -49,13 +53,20 @@ class StreamSchedule:
         self.rewarm_steps = rewarm_steps
         self._rewarmed_at: int | None = None
 
+    @property
+    def rewarms(self) -> bool:
+        """Whether :meth:`rewarm` changes any rate (a factor of 1 or no steps: it does not)."""
+        return self.rewarm_factor > 1 and self.rewarm_steps > 0
+
     def rewarm(self, at_step: int) -> None:
-        """Start a re-warm at optimiser step ``at_step`` (the next step taken)."""
-        self._rewarmed_at = at_step
+        """Start a re-warm at optimiser step ``at_step`` (the next step taken); nothing when
+        re-warming is off, so an alarm during warm-up does not end the warm-up either."""
+        if self.rewarms:
+            self._rewarmed_at = at_step
 
     def __call__(self, step: int) -> float:
         factor = min(1.0, (step + 1) / (self.warmup_steps + 1))
-        if self._rewarmed_at is not None and self.rewarm_steps:
+        if self._rewarmed_at is not None:
             since = step - self._rewarmed_at
             if 0 <= since < self.rewarm_steps:
                 boost = (self.rewarm_factor - 1.0) * (1.0 - since / self.rewarm_steps)
