@@ -21,7 +21,7 @@ import urllib.request
 import pytest
 
 from streamtune.checkpoints import CheckpointStore
-from streamtune.testing.crash_harness import produce_records
+from streamtune.testing.crash_harness import produce_records, published_records
 from streamtune.testing.network import free_port, wait_for
 from streamtune.testing.processes import ServiceProcess
 
@@ -83,11 +83,6 @@ def _events(start: int, count: int) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def _trained(store: CheckpointStore) -> int:
-    latest = store.latest_version()
-    return 0 if latest is None else sum(store.read_manifest(latest).kafka_offsets.values())
-
-
 def _restarts(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
@@ -105,7 +100,7 @@ def test_killed_children_come_back_and_the_broker_keeps_every_event(settings, tm
         assert "keeps events in memory only" in stack.log()
         probe.start()
         produce_records(settings.bootstrap_servers, settings.events_topic, _events(0, 40))
-        wait_for(lambda: _trained(store) >= 40, 60, what="the first events trained")
+        wait_for(lambda: published_records(store) >= 40, 60, what="the first events trained")
 
         # The trainer dies with events queued in the broker: it comes back and trains them all;
         # predict never fails meanwhile.
@@ -114,7 +109,7 @@ def test_killed_children_come_back_and_the_broker_keeps_every_event(settings, tm
         os.kill(trainer, signal.SIGKILL)
         killed = time.monotonic()
         wait_for(lambda: _pid(stack.log(), "trainer", after=trainer), 15, what="a new trainer")
-        wait_for(lambda: _trained(store) >= 240, 90, what="every event trained after the restart")
+        wait_for(lambda: published_records(store) >= 240, 90, what="every event trained after the restart")
         assert probe.failures == [], f"predict failed {len(probe.failures)} times while only the trainer was down"
         assert probe.successes > 0
         assert time.monotonic() - killed < 90

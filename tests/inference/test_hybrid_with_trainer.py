@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from streamtune.checkpoints import CheckpointStore
-from streamtune.testing.crash_harness import event_records, produce_records, trainer_thread
+from streamtune.testing.crash_harness import event_records, produce_records, published_records, trainer_thread
 from streamtune.testing.events import synthetic_events
 from streamtune.testing.network import wait_for
 from tests.inference.serving import serving
@@ -35,16 +35,12 @@ def test_the_server_scores_as_the_live_hybrid_trainer(settings):
     store = CheckpointStore(settings.checkpoint_dir)
     events = synthetic_events(120, seed=4, prefix="served")
 
-    def consumed() -> int:
-        latest = store.latest_version()
-        return 0 if latest is None else sum(store.read_manifest(latest).kafka_offsets.values())
-
     with trainer_thread(settings) as trainer, serving(settings) as server:
         for wave in range(3):
             produce_records(
                 settings.bootstrap_servers, settings.events_topic, event_records(events[wave * 40 : (wave + 1) * 40])
             )
-            wait_for(lambda wave=wave: consumed() >= (wave + 1) * 40, 120, what=f"wave {wave} published")
+            wait_for(lambda wave=wave: published_records(store) >= (wave + 1) * 40, 120, what=f"wave {wave} published")
         latest = store.latest_version()
         wait_for(lambda: httpx.get(f"{server.url}/v1/model").json()["model_version"] == latest, 30, what="LATEST")
         probe = [{**e, "context": None} for e in synthetic_events(30, seed=9, prefix="probe")]

@@ -14,7 +14,7 @@ import pytest
 from streamtune.checkpoints import CheckpointStore
 from streamtune.modeling.hybrid.family import HybridFamily
 from streamtune.privacy import ForgetRequests
-from streamtune.testing.crash_harness import event_records, produce_records, trainer_thread
+from streamtune.testing.crash_harness import event_records, produce_records, published_records, trainer_thread
 from streamtune.testing.events import synthetic_events
 from streamtune.testing.network import wait_for
 from streamtune.trainer.gate.holdout import is_holdout
@@ -40,11 +40,6 @@ def hybrid(settings):
     )
 
 
-def consumed(store: CheckpointStore) -> int:
-    latest = store.latest_version()
-    return 0 if latest is None else sum(store.read_manifest(latest).kafka_offsets.values())
-
-
 def test_the_hybrid_trainer_publishes_snapshots_and_deltas_exactly_once(settings):
     settings = hybrid(settings)
     events = synthetic_events(160, seed=21, prefix="hyb")
@@ -56,7 +51,7 @@ def test_the_hybrid_trainer_publishes_snapshots_and_deltas_exactly_once(settings
             produce_records(
                 settings.bootstrap_servers, settings.events_topic, event_records(events[wave * 40 : (wave + 1) * 40])
             )
-            wait_for(lambda wave=wave: consumed(store) >= (wave + 1) * 40, 120, what=f"wave {wave} published")
+            wait_for(lambda wave=wave: published_records(store) >= (wave + 1) * 40, 120, what=f"wave {wave} published")
         leaving = trainer.pseudonymiser.pseudonym("u3")
         assert trainer.family.model.users.row(leaving) >= 0
         before = store.latest_version()
@@ -66,7 +61,7 @@ def test_the_hybrid_trainer_publishes_snapshots_and_deltas_exactly_once(settings
             settings.bootstrap_servers, settings.events_topic, event_records(synthetic_events(8, seed=5, prefix="late"))
         )
         wait_for(
-            lambda: (store.latest_version() or 0) > before and consumed(store) >= 168,
+            lambda: (store.latest_version() or 0) > before and published_records(store) >= 168,
             60,
             what="a version after forgetting",
         )
