@@ -299,22 +299,42 @@ async def load_with_swaps(port: int, bodies: list[bytes], pins: list[int], secon
 
 
 # --- servers and versions ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServerCommand:
+    """How to start one server child: its command line, environment, port and log file."""
+
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    log: Path
+
+
+@contextlib.contextmanager
+def children(servers: dict[str, ServerCommand]) -> Iterator[dict[str, subprocess.Popen]]:
+    """Server child processes, every one started before any is waited for (their start-ups,
+    mostly imports, overlap on the cores), each ready (``/readyz`` 200) on entry; all stopped
+    on exit."""
+    with contextlib.ExitStack() as stack:
+        processes = {name: stack.enter_context(_running(server)) for name, server in servers.items()}
+        for name, server in servers.items():
+            _wait_ready(processes[name], server)
+        yield processes
+
+
 @contextlib.contextmanager
 def child(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen]:
-    """A server child process, ready (``/readyz`` 200) on entry and stopped on exit."""
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    """One server child process, ready on entry and stopped on exit."""
+    with children({"server": ServerCommand(command, env, port, log)}) as processes:
+        yield processes["server"]
+
+
+@contextlib.contextmanager
+def _running(server: ServerCommand) -> Iterator[subprocess.Popen]:
+    with open(server.log, "wb") as output:
+        process = subprocess.Popen(
+            server.command, env=server.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"{command} exited: {log.read_text()[-2000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{command} not ready: {log.read_text()[-2000:]}")
-                time.sleep(0.2)
             yield process
         finally:
             process.send_signal(signal.SIGTERM)
@@ -322,6 +342,19 @@ def child(command: list[str], env: dict[str, str], port: int, log: Path) -> Iter
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _wait_ready(process: subprocess.Popen, server: ServerCommand) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{server.command} exited: {server.log.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{server.port}/readyz").status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{server.command} not ready: {server.log.read_text()[-2000:]}")
+        time.sleep(0.2)
 
 
 def publish(store: CheckpointStore, base_model: str, spec: TuningSpec, state: dict[str, torch.Tensor]) -> int:
@@ -463,11 +496,12 @@ def bench_model(
     versions = {server: set(pins) if server in selected else None for server in ports}
     runs: dict[str, dict[int, list[dict]]] = {server: {c: [] for c in CONCURRENCIES} for server in ports}
     swap_runs: list[dict] = []
-    with contextlib.ExitStack() as stack:
-        pids = {
-            server: stack.enter_context(child(command, server_env, ports[server], workdir / f"{name}-{server}.log")).pid
-            for server, (command, server_env) in commands.items()
-        }
+    servers = {
+        server: ServerCommand(command, server_env, ports[server], workdir / f"{name}-{server}.log")
+        for server, (command, server_env) in commands.items()
+    }
+    with children(servers) as processes:
+        pids = {server: process.pid for server, process in processes.items()}
         for server in selected:
             pinned = httpx.post(
                 f"http://127.0.0.1:{ports[server]}/v1/admin/pin",

@@ -15,7 +15,6 @@ Run from the repository root: ``python -m benchmarks.serving_hybrid [--repeats 3
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
@@ -33,7 +32,8 @@ from benchmarks.serving import (
     WORDS,
     ClosedLoad,
     LoadTarget,
-    child,
+    ServerCommand,
+    children,
     measure,
     median_of,
 )
@@ -142,11 +142,12 @@ def bench(base_model: str, workdir: Path, bootstrap: str, args: argparse.Namespa
         ]
         commands[variant] = (naive, env | extra_env)
     runs: dict[str, list[dict]] = {server: [] for server in ports}
-    with contextlib.ExitStack() as stack:
-        pids = {
-            server: stack.enter_context(child(command, server_env, ports[server], workdir / f"{server}.log")).pid
-            for server, (command, server_env) in commands.items()
-        }
+    servers = {
+        server: ServerCommand(command, server_env, ports[server], workdir / f"{server}.log")
+        for server, (command, server_env) in commands.items()
+    }
+    with children(servers) as processes:
+        pids = {server: process.pid for server, process in processes.items()}
         all_known = warm(ports["streamtune-hybrid"], bodies)
         for repeat in range(args.repeats):
             for server in list(ports) if repeat % 2 == 0 else list(ports)[::-1]:
