@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+import orjson
+
 # 2100-01-01: anything later is a producer bug, not a future event.
 _MAX_TS_MS = 4_102_444_800_000
 # A whole event is a few KiB of text; a megabyte-sized value is garbage or an attack.
@@ -64,7 +66,7 @@ def _decode(raw: bytes | None, max_text_chars: int) -> Event:
     if len(raw) > MAX_EVENT_BYTES:
         raise _Refused("too_large", f"event is {len(raw)} bytes, more than {MAX_EVENT_BYTES}")
     try:
-        document = json.loads(raw.decode("utf-8"))
+        document = _parse(raw)
     except UnicodeDecodeError as error:
         raise _Refused("not_utf8", f"value is not UTF-8: {error.reason} at byte {error.start}") from None
     except (ValueError, RecursionError) as error:
@@ -85,6 +87,27 @@ def _decode(raw: bytes | None, max_text_chars: int) -> Event:
         event_type=_string(document, "event_type", max_chars=MAX_ID_CHARS),
         ts_ms=_timestamp(document),
     )
+
+
+def _parse(raw: bytes) -> object:
+    """The JSON document in ``raw`` as the standard library reads it, for what validation sees.
+
+    orjson reads a typical event about 4x faster, so it reads first; where the two could
+    disagree, the standard library reads again. orjson refuses NaN, numbers past a double and
+    lone surrogate escapes, which the standard library takes (the checks below then refuse them
+    with their own reasons), and it reads an integer past 64 bits as a float: a float in any
+    field but a label in [0, 1] is therefore read again.
+    """
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw.decode("utf-8"))
+    if type(document) is not dict:
+        return json.loads(raw.decode("utf-8"))
+    for field, value in document.items():
+        if type(value) is float and not (field == "label" and 0.0 <= value <= 1.0):
+            return json.loads(raw.decode("utf-8"))
+    return document
 
 
 def _string(document: dict, field: str, *, required: bool = False, max_chars: int) -> str | None:
