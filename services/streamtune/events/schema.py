@@ -95,19 +95,24 @@ def _parse(raw: bytes) -> object:
     orjson reads a typical event about 4x faster, so it reads first; where the two could
     disagree, the standard library reads again. orjson refuses NaN, numbers past a double and
     lone surrogate escapes, which the standard library takes (the checks below then refuse them
-    with their own reasons), and it reads an integer past 64 bits as a float: a float in any
-    field but a label in [0, 1] is therefore read again.
+    with their own reasons), and it reads an integer past 64 bits as a float.
     """
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return json.loads(raw.decode("utf-8"))
+        document = None  # read again, so the refusal is the standard library's
+    return document if _read_alike(document) else json.loads(raw.decode("utf-8"))
+
+
+def _read_alike(document: object) -> bool:
+    """Whether the standard library would give validation the same document: an object whose
+    fields hold no float (which could be a wide integer), but for a label in [0, 1]."""
     if type(document) is not dict:
-        return json.loads(raw.decode("utf-8"))
+        return False
     for field, value in document.items():
         if type(value) is float and not (field == "label" and 0.0 <= value <= 1.0):
-            return json.loads(raw.decode("utf-8"))
-    return document
+            return False
+    return True
 
 
 def _string(document: dict, field: str, *, required: bool = False, max_chars: int) -> str | None:
