@@ -21,6 +21,8 @@ _MAX_TS_MS = 4_102_444_800_000
 # A whole event is a few KiB of text; a megabyte-sized value is garbage or an attack.
 MAX_EVENT_BYTES = 256 * 1024
 MAX_ID_CHARS = 256
+# orjson keeps integers within 64 bits exact and reads wider ones as floats.
+_WIDEST_EXACT_INTEGER = 2.0**63
 
 
 class Event(NamedTuple):
@@ -105,12 +107,14 @@ def _parse(raw: bytes) -> object:
 
 
 def _read_alike(document: object) -> bool:
-    """Whether the standard library would give validation the same document: an object whose
-    fields hold no float (which could be a wide integer), but for a label in [0, 1]."""
+    """Whether the standard library would give validation the same document: an object with no
+    float as wide as an integer orjson could not keep (a float literal that wide, being rare, is
+    read again too, and reads the same)."""
     if type(document) is not dict:
         return False
-    for field, value in document.items():
-        if type(value) is float and not (field == "label" and 0.0 <= value <= 1.0):
+    # A loop, not any() over a generator: that costs ~0.7 µs an event here, a tenth of decoding one.
+    for value in document.values():  # noqa: SIM110
+        if type(value) is float and abs(value) >= _WIDEST_EXACT_INTEGER:
             return False
     return True
 
