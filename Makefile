@@ -49,9 +49,13 @@ up: install
 demo: install
 	$(BIN)/streamtune demo
 
+# Most tests wait on child processes and brokers, so two workers share the cores well; the few
+# marked serial run alone afterwards.
+TEST_WORKERS ?= 2
 test: install-dev
 	$(BIN)/ruff check services tests
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not serial"
+	$(BIN)/pytest -m serial
 
 test-fast: install-dev
 	$(BIN)/pytest -m "not slow"
