@@ -43,7 +43,14 @@ older, worse reference and let a staircase of poisoned versions through
 Limits, stated plainly: the holdout comes from the stream, so a change that fills more than the
 trimmed share of the window wins — a long enough "poisoned stretch" is indistinguishable from
 genuine concept drift, and that is also how genuine drift gets through. ``trim`` and the window
-length (``STREAMTUNE_HOLDOUT_WINDOW``) set how much evidence that takes.
+length (``STREAMTUNE_HOLDOUT_WINDOW``) set how much evidence that takes. The other side of the
+trim: harm confined to fewer examples than the trimmed share is cut away with them. Once, with
+the poisoned stretch batched as a loaded machine batches it, a version whose clean probe
+log-loss was 0.98 passed with a trimmed difference of +0.0075 while the window's plain mean rose
+from 0.08 to 0.31. A rule on the plain mean would have refused it (+0.23, tolerance 0.02), and
+also the model that only grows more confident against a few mislabelled examples, which the
+gate must publish (``tests/trainer/test_guards.py``: +0.15 on the plain mean, +0.04 still with
+two standard errors allowed): the window alone cannot tell the two apart.
 
 A lineage with no published version compares against the base model's weights, so the first
 version is also refused if training made things worse.
