@@ -58,7 +58,7 @@ test: install-dev
 	$(BIN)/pytest -m serial
 
 test-fast: install-dev
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow"
 
 bench: install-dev
 	$(BIN)/python benchmarks/run_all.py
