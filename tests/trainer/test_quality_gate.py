@@ -32,11 +32,8 @@ from streamtune.trainer.service import TrainerService
 from streamtune.trainer.versions.lineage import audit_lineage
 
 # Serial: which events share a batch decides what the gate sees, and a loaded machine cuts the
-# stretch differently. Run beside other tests on two cores, one version of probe log-loss 0.98
-# passed: its damage on the window stayed inside the trimmed tenth (trimmed difference +0.0075,
-# while the window's plain mean went from 0.08 to 0.31). That is the limit the gate states
-# (streamtune.trainer.gate.decision); a rule that refused it also refused a model that turned
-# confident on a few mislabelled examples (tests/trainer/test_guards.py).
+# stretch differently; run beside other tests, one damaged version once passed (the figures and
+# why the gate cannot refuse it: "Limits" in streamtune.trainer.gate.decision).
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 # The probe is scored by the serving path, so a version "published worse" is what users would
