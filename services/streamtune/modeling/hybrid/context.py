@@ -50,10 +50,23 @@ def context_vectors(
     # Titles go through the pretrained encoder even when the slow path adapts it: a context
     # holds many titles, and their cache then survives every change of the adapters.
     table = embedder.embed(titles, frozen=True) if titles else np.zeros((0, embedder.dim), np.float32)
-    # Each side's means as one product: a row of weights 1/n over the titles of each context.
-    means = np.zeros((2, len(contexts), len(titles)), dtype=np.float32)
+    # Each side's means as a weighted sum of its few titles' rows, not a product with a dense
+    # (contexts × titles) matrix: a fraction of the arithmetic, and no BLAS call, whose worker
+    # threads would spin on the other core beside the training step.
+    rows: tuple[list[int], list[int]] = ([], [])
+    columns: tuple[list[int], list[int]] = ([], [])
+    weights: tuple[list[float], list[float]] = ([], [])
     for row, sides in enumerate(parsed):
         for side, side_titles in enumerate(sides):
             for title in side_titles:
-                means[side, row, index[title]] += 1.0 / len(side_titles)
-    return means[0] @ table, means[1] @ table
+                rows[side].append(row)
+                columns[side].append(index[title])
+                weights[side].append(1.0 / len(side_titles))
+    means = np.zeros((2, len(contexts), embedder.dim), dtype=np.float32)
+    for side in (0, 1):
+        if rows[side]:
+            contributions = table[columns[side]] * np.asarray(weights[side], dtype=np.float32)[:, None]
+            ordered = np.asarray(rows[side])  # a context's titles are adjacent, contexts in order
+            starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+            means[side, ordered[starts]] = np.add.reduceat(contributions, starts, axis=0)
+    return means[0], means[1]
