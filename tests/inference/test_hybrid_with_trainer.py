@@ -30,6 +30,7 @@ def test_the_server_scores_as_the_live_hybrid_trainer(settings):
             "snapshot_every": 3,
             "gate_tolerance": 1e6,  # serving is under test, not whether the tiny model improves
             "gate_auc_tolerance": 1.0,
+            "model_process": "off",  # the live model scores the probe beside the server
         }
     )
     store = CheckpointStore(settings.checkpoint_dir)

@@ -31,6 +31,7 @@ def test_sigkill_during_a_hybrid_replay_loses_and_repeats_nothing(settings, tmp_
             "gate_auc_tolerance": 1.0,
             "holdout_share": 0.1,
             "kafka_session_timeout_ms": 3000,
+            "model_process": "on",  # each kill takes the trainer's model process with it
         }
     )
     stream = crash_stream(events=240, holdout_share=settings.holdout_share, seed=12)
@@ -46,7 +47,9 @@ def test_sigkill_during_a_hybrid_replay_loses_and_repeats_nothing(settings, tmp_
     assert any(store.read_manifest(v).is_delta for v in store.versions())
 
     persisted = trainer_state.decode(family_state(read_stream_state(store.path_of(store.latest_version()))))
-    resumed = TrainerService(settings).setup()
+    # The replay ran with a model process (the default on two cores); the resumed family is
+    # read here, in this process.
+    resumed = TrainerService(settings.model_copy(update={"model_process": "off"})).setup()
     try:
         state = resumed.family.learner.trainer_state()
     finally:

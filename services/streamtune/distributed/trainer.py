@@ -164,6 +164,7 @@ class DistributedTrainer(TrainerService):
         4. rank 0 broadcasts the outcome; every rank applies it the same way, and on a durable
            version commits its own partitions' offsets — never before step 3 completed.
         """
+        self.records.settle()
         with self.schedule.attempt():
             undelivered = self.stream.producer.flush(_FLUSH_TIMEOUT_S)  # Step 1
             position = own_position(self.position, self.partitions, self.settings.events_topic)

@@ -84,6 +84,9 @@ def trainer_overrides(chunk: int, batch_size: int) -> dict[str, Any]:
         # gate has nothing to judge on and lets every version out, so each chunk gets its version.
         "holdout_share": 0.0,
         "store_poll_seconds": 0.1,  # servers notice a new LATEST quickly (announcements too)
+        # Lineages step chunk by chunk, each waiting for its version, on cores they share with
+        # their servers: a model process would have nothing to overlap.
+        "model_process": "off",
     }
 
 

@@ -145,7 +145,10 @@ def build_family(settings: Settings, device: torch.device, metrics: TrainerMetri
     """The family ``STREAMTUNE_MODEL_KIND`` names, built for ``device`` (``metrics``: the
     trainer's, for what the family itself measures, e.g. its replay buffer)."""
     from streamtune.errors import ConfigurationError
+    from streamtune.modeling.model_process import ProcessFamily, uses_model_process
 
+    if uses_model_process(settings):
+        return ProcessFamily(settings, metrics)  # type: ignore[return-value]
     try:
         module, _, function = FAMILIES[settings.model_kind].partition(":")
     except KeyError:

@@ -14,7 +14,8 @@ crash, and an event re-delivered under the same id is trained once (within the d
 
 Each batch is routed (:mod:`streamtune.trainer.routing`): duplicates are skipped, held-out events only
 feed the gate's window, and every fresh event is scored before it is trained (prequential loss/AUC and
-drift test, :mod:`streamtune.trainer.monitor`). A candidate is published only if the quality gate passes
+drift test, :mod:`streamtune.trainer.monitor`). Results of a family in a model process are recorded as
+they arrive, in order (:mod:`streamtune.trainer.step_records`). A candidate is published only if the quality gate passes
 it (:mod:`streamtune.trainer.gate`); after ``gate_patience`` rejections in a row the published model is
 put back and the events trained since are recorded as discarded, by the next version (at once if the
 stream is idle).
@@ -34,9 +35,9 @@ second writer's versions are refused); for several ranks see :mod:`streamtune.di
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ from streamtune.ingest.positions import TrainedPosition
 from streamtune.ingest.training_batch import BatchBuilder, TrainingBatch
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling import device as devices
+from streamtune.modeling.deferred import TimedStep, score_later, train_later
 from streamtune.modeling.family import build_family
 from streamtune.privacy import ForgetRequests, ForgetWatch, Pseudonymiser
 from streamtune.trainer.components import build_guards
@@ -59,6 +61,7 @@ from streamtune.trainer.forget_users import forget_users
 from streamtune.trainer.history_bootstrap import bootstrap_from_file
 from streamtune.trainer.monitor.prequential_monitor import PrequentialMonitor
 from streamtune.trainer.routing import Routes, route
+from streamtune.trainer.step_records import StepRecords
 from streamtune.trainer.versions.cadence import PublishSchedule
 from streamtune.trainer.versions.files import RECENT_IDS, family_state, pack_stream_state, read_stream_state
 from streamtune.trainer.versions.ledger import StreamStanding, VersionLedger
@@ -77,6 +80,7 @@ class TrainerService:
         self.published: Manifest | None = None
         self.examples_seen = 0
         self.ledger = VersionLedger()
+        self.records = StepRecords()  # steps whose results the trainer has yet to record
         self.schedule = PublishSchedule(
             settings.publish_every_batches, settings.publish_max_delay_ms, settings.publish_max_share
         )
@@ -122,6 +126,7 @@ class TrainerService:
 
     def _load_version(self, version: int) -> None:
         """Make ``version`` the trainer's state: weights, position, windows, counters."""
+        self.records.settle()
         checked_out = self.store.checkout(version)  # verified, and local even when the store is not
         manifest, directory = checked_out.manifest, checked_out.directory
         self.family.load(directory, manifest)
@@ -176,6 +181,7 @@ class TrainerService:
                 self._forget(self.forgetting.new())
                 batch = self.handoff.take(timeout_s=0.2)
                 if batch is None:  # idle: nothing will redeem a refused candidate now
+                    self.records.settle()
                     if self.schedule.give_up_due(self.ledger.batches):
                         self.restore_published()
                     ledger = self.ledger
@@ -186,7 +192,8 @@ class TrainerService:
                     if not current:
                         continue
                     self.learn(batch)
-                if self.schedule.due(self.ledger.batches, waiting=self.handoff.depth()):
+                # Waiting work: batches cut and not taken, and steps the model is behind on.
+                if self.schedule.due(self.ledger.batches, waiting=self.handoff.depth() + self.records.steps_behind()):
                     self.publish()
             if self.ledger.batches and not self._lineage_moved():
                 self.publish()
@@ -200,21 +207,20 @@ class TrainerService:
             self.metrics.duplicate_events.inc(routes.duplicates(batch))
             held_out = routes.held_out
             if held_out.size:
-                labels = batch.labels.numpy()[held_out]
-                self.scoring.record(labels, self.family.score(batch.select(held_out)))
+                scores = score_later(self.family, batch.select(held_out))
+                self.records.add(scores, functools.partial(self.scoring.record, batch.labels.numpy()[held_out]))
                 self.gatekeeper.holdout.add_batch(batch, held_out)
                 self.metrics.events_held_out.inc(int(held_out.size))
                 self.metrics.holdout_examples.set(len(self.gatekeeper.holdout))
-            if routes.to_train.size:
-                self._train(batch, routes.to_train)
+            if (rows := routes.to_train).size:  # one step; its rows' pre-step scores are prequential
+                step = train_later(self.family, batch.select(rows))
+                self.records.add(step, functools.partial(self._trained, batch, rows), training=True)
             self.ledger.consumed(held_out=int(held_out.size), duplicates=routes.duplicates(batch))
         self.position.update(batch.offsets)
 
-    def _train(self, batch: TrainingBatch, rows: np.ndarray) -> None:
-        """One step of the model family on the rows; their pre-step scores are prequential."""
-        started = time.perf_counter()
-        result = self.family.train(batch.select(rows))
-        self.metrics.train_step_seconds.observe(time.perf_counter() - started)
+    def _trained(self, batch: TrainingBatch, rows: np.ndarray, step: TimedStep) -> None:
+        result = step.result
+        self.metrics.train_step_seconds.observe(step.seconds)
         self.scoring.record(batch.labels.numpy()[rows], result.scores)
         trained_ids = [batch.event_ids[row] for row in rows.tolist()]
         self.ledger.trained_on(batch, trained_ids, result.loss)
@@ -225,6 +231,7 @@ class TrainerService:
     # --- publishing ------------------------------------------------------------------------
     def publish(self) -> bool:
         """Judge the model as it is now against the published version; publish if it passes."""
+        self.records.settle()
         with self.schedule.attempt():
             state = self.family.snapshot()
             # Untrained weights are the published ones: nothing to judge.
@@ -261,6 +268,7 @@ class TrainerService:
 
     def restore_published(self) -> None:
         """Put the published weights back and discard what was trained since."""
+        self.records.settle()
         forgotten = self.family.restore(self.gatekeeper.published_state)
         discarded = self.ledger.discard_training()
         self.gatekeeper.gate.reset()

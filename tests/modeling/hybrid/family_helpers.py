@@ -29,6 +29,7 @@ def hybrid_settings(tiny_model_dir: str, store: Path, **overrides: object) -> Se
         "keep_versions": 100,
         "snapshot_every": 4,
         "device": "cpu",
+        "model_process": "off",  # the family itself, in this process, is under test
     }
     return Settings(_env_file=None, **(options | overrides))
 

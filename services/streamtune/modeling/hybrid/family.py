@@ -131,6 +131,11 @@ class HybridFamily:
         model = self._scoring if self._scoring is not None else self.model
         return model.predict(batch_events(batch)).probabilities
 
+    def warm_texts(self, texts: list[str]) -> None:
+        """Embed ``texts`` into the cache now (as a trainer that loaded its cache from the store has them)."""
+        if self.embedder is not None:
+            self.embedder.embed(texts)
+
     def on_drift(self) -> None:
         """Nothing to re-warm: Adagrad rows and AdamW keep adapting at their own pace."""
 
