@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import signal
 import subprocess
 import weakref
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ T = TypeVar("T")
 MAX_IN_FLIGHT = 8
 _HOST = "streamtune.modeling.model_process.host"
 _CLOSE_TIMEOUT_S = 10.0
+_EXIT_WAIT_S = 2.0
 
 
 def uses_model_process(settings: Settings) -> bool:
@@ -104,8 +106,14 @@ class _Channel:
         try:
             return operation()
         except (EOFError, OSError) as error:
-            code = self.child.poll()
-            raise ModelProcessError(f"the model process is gone (exit code {code}): {type(error).__name__}") from None
+            raise ModelProcessError(f"the model process is gone ({self._exit()}): {type(error).__name__}") from None
+
+    def _exit(self) -> str:
+        try:
+            code = self.child.wait(_EXIT_WAIT_S)  # a killed child may not be reaped yet
+        except subprocess.TimeoutExpired:
+            return "its channel closed, the process still running"
+        return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
 
 
 class Pending(Generic[T]):
