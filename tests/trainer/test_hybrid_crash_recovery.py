@@ -33,22 +33,28 @@ pytestmark = pytest.mark.slow
 KILLS = 4
 
 
-def test_sigkill_during_a_hybrid_replay_loses_and_repeats_nothing(settings, tmp_path):
-    settings = settings.model_copy(
+def hybrid_replay(settings, **overrides):
+    """A hybrid trainer in small batches, its model in a process of its own, every candidate
+    published: the accounting is under test, not whether the tiny model improves."""
+    return settings.model_copy(
         update={
             "model_kind": "hybrid",
+            "model_process": "on",
             "batch_size": 8,
-            "publish_max_share": 0.0,  # a version per batch, backlog or not
             "max_batch_latency_ms": 100,
-            "snapshot_every": 3,
             "keep_versions": 100_000,
             "gate_tolerance": 1e6,
             "gate_auc_tolerance": 1.0,
             "holdout_share": 0.1,
             "kafka_session_timeout_ms": 3000,
-            "model_process": "on",  # each kill takes the trainer's model process with it
+            **overrides,
         }
     )
+
+
+def test_sigkill_during_a_hybrid_replay_loses_and_repeats_nothing(settings, tmp_path):
+    # Each kill takes the trainer's model process with it.
+    settings = hybrid_replay(settings, publish_max_share=0.0, snapshot_every=3)  # a version per batch
     stream = crash_stream(events=240, holdout_share=settings.holdout_share, seed=12)
     report = run_crash_replay(settings, stream, CrashPlan(kills=KILLS, seed=12), log_dir=tmp_path)
 
@@ -83,19 +89,7 @@ def test_sigkill_during_a_hybrid_replay_loses_and_repeats_nothing(settings, tmp_
 
 
 def test_a_model_process_that_dies_stops_the_trainer_and_its_restart_loses_nothing(settings, tmp_path):
-    settings = settings.model_copy(
-        update={
-            "model_kind": "hybrid",
-            "model_process": "on",
-            "batch_size": 8,
-            "max_batch_latency_ms": 100,
-            "keep_versions": 100_000,
-            "gate_tolerance": 1e6,
-            "gate_auc_tolerance": 1.0,
-            "holdout_share": 0.1,
-            "kafka_session_timeout_ms": 3000,
-        }
-    )
+    settings = hybrid_replay(settings)
     stream = crash_stream(events=160, holdout_share=settings.holdout_share, seed=13)
     half = len(stream.records) // 2
     store = CheckpointStore(settings.checkpoint_dir)

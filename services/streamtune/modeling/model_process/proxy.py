@@ -188,7 +188,7 @@ class ProcessFamily:
         return self.train_later(batch).result().result
 
     def score(self, batch: TrainingBatch) -> np.ndarray:
-        return self._channel.call("score", batch)  # type: ignore[no-any-return]
+        return self.score_later(batch).result()
 
     def on_drift(self) -> None:
         self._channel.post("on_drift")  # in order with the steps, without waiting for them
