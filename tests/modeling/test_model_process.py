@@ -5,6 +5,7 @@ directory stores, real child processes."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -15,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from streamtune.checkpoints import CheckpointStore
 from streamtune.config import Settings
 from streamtune.errors import ConfigurationError, ModelProcessError
 from streamtune.metrics import TrainerMetrics
 from streamtune.modeling.deferred import Ready, train_later
-from streamtune.modeling.model_process import ProcessFamily, uses_model_process
+from streamtune.modeling.model_process import ProcessFamily, uses_model_process, wire
 from streamtune.privacy import user_tags
 from streamtune.testing.events import synthetic_events
 from streamtune.trainer.step_records import StepRecords
@@ -181,3 +183,29 @@ def test_a_family_in_the_trainers_process_steps_at_once(tiny_model_dir, tmp_path
     local = hybrid_family(hybrid_settings(tiny_model_dir, tmp_path / "local"))
     step = train_later(local, batch_of(synthetic_events(8, seed=6)))
     assert step.ready and step.result().result.scores.shape == (8,) and step.result().seconds > 0
+
+
+@pytest.mark.parametrize(
+    "tensor",
+    [
+        torch.arange(6.0).reshape(2, 3).t(),  # a strided view
+        torch.tensor(3),
+        torch.tensor([True, False]),
+        torch.ones(3, dtype=torch.bfloat16),  # no numpy dtype: torch's own reduction
+        torch.ones(2, requires_grad=True),
+        torch.nn.Parameter(torch.ones(2)),
+        torch.zeros(2, 3).to_sparse(),
+    ],
+    ids=["view", "scalar", "bool", "bf16", "requires-grad", "parameter", "sparse"],
+)
+def test_tensors_cross_the_channel_unchanged(tensor):
+    ours, theirs = multiprocessing.Pipe()
+    wire.send(ours, {"tensor": tensor})
+    received = wire.receive(theirs)["tensor"]
+    assert type(received) is type(tensor)
+    described = (received.dtype, received.shape, received.requires_grad)
+    assert described == (tensor.dtype, tensor.shape, tensor.requires_grad)
+    assert torch.equal(received.to_dense(), tensor.to_dense())
+    if received.layout == torch.strided and not received.requires_grad:
+        received.zero_()  # writable, and not the sender's memory
+        assert tensor.any()

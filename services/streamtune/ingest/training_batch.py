@@ -118,7 +118,7 @@ class BatchBuilder:
         texts = [e.text for e in events]
         contexts = [e.context for e in events]
         inputs = self._encode(texts, contexts) if events and self._encode is not None else {}
-        labels = torch.tensor([e.label for e in events], dtype=torch.float32)
+        labels = torch.from_numpy(np.fromiter((e.label for e in events), dtype=np.float32, count=len(events)))
         if self._pin_memory and events:
             inputs = {name: tensor.pin_memory() for name, tensor in inputs.items()}
             labels = labels.pin_memory()

@@ -8,7 +8,9 @@ socket everywhere), so a trainer killed by SIGKILL leaves no model process behin
 
 from __future__ import annotations
 
+import copyreg
 import ctypes
+import io
 import os
 import pickle
 import signal
@@ -18,13 +20,33 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
+import torch
+
 _PR_SET_PDEATHSIG = 1
 
 
+def _tensor_as_array(tensor: torch.Tensor) -> tuple[Any, ...]:
+    """A plain CPU tensor travels as a numpy array: torch's own reduction costs ~0.1 ms a tensor
+    each way, as much as the rest of a batch of 256 rows. Any other tensor (bf16, sparse, one
+    that needs its gradient) keeps torch's reduction."""
+    if tensor.device.type == "cpu" and tensor.layout == torch.strided and not tensor.requires_grad:
+        try:
+            return torch.from_numpy, (tensor.numpy(),)
+        except (RuntimeError, TypeError):  # a dtype numpy lacks, or a lazy conjugate or negation
+            pass
+    return tensor.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+
+
+class _WirePickler(pickle.Pickler):
+    # Not multiprocessing's pickler: torch registers shared-memory reductions there, which need
+    # a resource-sharing thread this channel does not have.
+    dispatch_table = copyreg.dispatch_table | {torch.Tensor: _tensor_as_array}
+
+
 def send(connection: Connection, message: Any) -> None:
-    # Plain pickle: torch registers shared-memory reductions for multiprocessing's own pickler,
-    # which need a resource-sharing thread this channel does not have.
-    connection.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+    buffer = io.BytesIO()
+    _WirePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
+    connection.send_bytes(buffer.getbuffer())
 
 
 def receive(connection: Connection) -> Any:
