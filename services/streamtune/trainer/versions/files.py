@@ -19,10 +19,11 @@ before use. Versions without them (written by an older trainer) read as empty.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 from safetensors.numpy import load_file, save_file
 
 from streamtune.checkpoints.manifest import EVENTS_FILE, STREAM_STATE_FILE
@@ -43,7 +44,10 @@ class VersionEvents:
     duplicates: int = 0
 
     def to_json(self) -> bytes:
-        return json.dumps({"format": EVENTS_FORMAT, **asdict(self)}, separators=(",", ":")).encode()
+        # orjson, and no asdict() copy: a version behind a backlog lists tens of thousands of ids,
+        # and the model waits while the trainer writes them (~20 ms for 20,000 with json).
+        document = {"format": EVENTS_FORMAT, "trained": self.trained, "discarded": self.discarded}
+        return orjson.dumps(document | {"held_out": self.held_out, "duplicates": self.duplicates})
 
     @classmethod
     def from_json(cls, raw: bytes) -> VersionEvents:
