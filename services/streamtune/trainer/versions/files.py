@@ -45,9 +45,15 @@ class VersionEvents:
 
     def to_json(self) -> bytes:
         # orjson, and no asdict() copy: a version behind a backlog lists tens of thousands of ids,
-        # and the model waits while the trainer writes them (~20 ms for 20,000 with json).
-        document = {"format": EVENTS_FORMAT, "trained": self.trained, "discarded": self.discarded}
-        return orjson.dumps(document | {"held_out": self.held_out, "duplicates": self.duplicates})
+        # and the model waits while the trainer writes them (20,000: 0.4 ms, against 20-40 ms).
+        document = {
+            "format": EVENTS_FORMAT,
+            "trained": self.trained,
+            "discarded": self.discarded,
+            "held_out": self.held_out,
+            "duplicates": self.duplicates,
+        }
+        return orjson.dumps(document)
 
     @classmethod
     def from_json(cls, raw: bytes) -> VersionEvents:
