@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 
+def id_hashes(event_ids: Iterable[str], salt: bytes = b"") -> list[int]:
+    """A stable (process-independent) unsigned 64-bit hash of each event id. One loop for a
+    batch: calls were a third of routing's time per event."""
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    return [from_bytes(blake2b(key.encode("utf-8"), digest_size=8, salt=salt).digest(), "little") for key in event_ids]
+
+
 def id_hash(event_id: str, salt: bytes = b"") -> int:
-    """A stable (process-independent) unsigned 64-bit hash of an event id."""
-    digest = hashlib.blake2b(event_id.encode("utf-8"), digest_size=8, salt=salt).digest()
-    return int.from_bytes(digest, "little")
+    """:func:`id_hashes` of one id."""
+    return id_hashes((event_id,), salt)[0]
 
 
 class RecentIds:
@@ -58,18 +64,27 @@ class RecentIds:
 
     def add(self, event_id: str) -> bool:
         """Remember ``event_id``; False if it is already in the window (a duplicate)."""
+        return self.add_all((event_id,))[0]
+
+    def add_all(self, event_ids: Sequence[str]) -> list[bool]:
+        """Remember each id in turn; False where it is already in the window (a duplicate, also
+        of an id earlier in ``event_ids``)."""
         if self.window == 0:
-            return True
-        key = id_hash(event_id)
-        if key in self._members:
-            return False
-        self._order.append(key)
-        self._members.add(key)
-        self._added.append(key)
-        if len(self._order) > self.window:
-            self._members.discard(self._order.popleft())
-            self._dropped += 1
-        return True
+            return [True] * len(event_ids)
+        members, order = self._members, self._order
+        fresh = []
+        for key in id_hashes(event_ids):
+            if key in members:
+                fresh.append(False)
+                continue
+            order.append(key)
+            members.add(key)
+            self._added.append(key)
+            if len(order) > self.window:
+                members.discard(order.popleft())
+                self._dropped += 1
+            fresh.append(True)
+        return fresh
 
     def to_array(self) -> np.ndarray:
         """The hashes, oldest first, as int64 (the bits of the unsigned hash)."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from streamtune.ingest.training_batch import TrainingBatch
 from streamtune.trainer.dedupe import RecentIds
-from streamtune.trainer.gate.holdout import is_holdout
+from streamtune.trainer.gate.holdout import held_out_flags
 
 
 class Routes(NamedTuple):
@@ -25,10 +25,9 @@ class Routes(NamedTuple):
 
 def route(batch: TrainingBatch, recent: RecentIds, holdout_share: float) -> Routes:
     """Route the batch's rows; every id not seen before is added to ``recent``."""
-    fresh, held_out, to_train = [], [], []
-    for row, event_id in enumerate(batch.event_ids):
-        if not recent.add(event_id):
-            continue
-        fresh.append(row)
-        (held_out if is_holdout(event_id, holdout_share) else to_train).append(row)
+    event_ids = batch.event_ids
+    fresh = [row for row, new in enumerate(recent.add_all(event_ids)) if new]
+    held_out, to_train = [], []
+    for row, held in zip(fresh, held_out_flags([event_ids[row] for row in fresh], holdout_share), strict=True):
+        (held_out if held else to_train).append(row)
     return Routes(*(np.array(rows, dtype=np.int64) for rows in (fresh, held_out, to_train)))

@@ -16,13 +16,13 @@ reaches the held-out examples of every version the trainer loads (:meth:`Holdout
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from streamtune.ingest.training_batch import TrainingBatch
-from streamtune.trainer.dedupe import id_hash
+from streamtune.trainer.dedupe import id_hashes
 from streamtune.trainer.token_rows import RowFormat, TokenRows
 
 _HOLDOUT_SALT = b"holdout"
@@ -40,7 +40,14 @@ def is_holdout(event_id: str, share: float) -> bool:
     >>> is_holdout("event-7", 0.0)
     False
     """
-    return share > 0 and id_hash(event_id, _HOLDOUT_SALT) / _HASH_SPACE < share
+    return held_out_flags((event_id,), share)[0]
+
+
+def held_out_flags(event_ids: Sequence[str], share: float) -> list[bool]:
+    """:func:`is_holdout` of each id, in one loop."""
+    if share <= 0:
+        return [False] * len(event_ids)
+    return [key / _HASH_SPACE < share for key in id_hashes(event_ids, _HOLDOUT_SALT)]
 
 
 class HoldoutWindow:
