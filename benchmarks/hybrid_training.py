@@ -108,7 +108,7 @@ def bare_run(settings: Settings, events: list[dict[str, Any]], warm: bool) -> fl
     learned (as the trainer does; ``holdout_share`` 0 learns them all)."""
     family = build_family(settings)
     if warm:
-        family.embedder.embed(distinct_texts(events))
+        family.warm_texts(distinct_texts(events))
     size, share = settings.batch_size, settings.holdout_share
     batches: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
     for start in range(0, len(events), size):

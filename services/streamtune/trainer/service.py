@@ -207,26 +207,28 @@ class TrainerService:
             self.metrics.duplicate_events.inc(routes.duplicates(batch))
             held_out = routes.held_out
             if held_out.size:
-                scores = score_later(self.family, batch.select(held_out))
-                self.records.add(scores, functools.partial(self.scoring.record, batch.labels.numpy()[held_out]))
+                scored = batch.select(held_out)
+                record = functools.partial(self.scoring.record, scored.labels.numpy())
+                self.records.add(score_later(self.family, scored), record)
                 self.gatekeeper.holdout.add_batch(batch, held_out)
                 self.metrics.events_held_out.inc(int(held_out.size))
                 self.metrics.holdout_examples.set(len(self.gatekeeper.holdout))
-            if (rows := routes.to_train).size:  # one step; its rows' pre-step scores are prequential
-                step = train_later(self.family, batch.select(rows))
-                self.records.add(step, functools.partial(self._trained, batch, rows), training=True)
+            if routes.to_train.size:  # one step; its rows' pre-step scores are prequential
+                trained = batch.select(routes.to_train)
+                step = train_later(self.family, trained)
+                self.records.add(step, functools.partial(self._trained, batch, trained), training=True)
             self.ledger.consumed(held_out=int(held_out.size), duplicates=routes.duplicates(batch))
         self.position.update(batch.offsets)
 
-    def _trained(self, batch: TrainingBatch, rows: np.ndarray, step: TimedStep) -> None:
+    def _trained(self, batch: TrainingBatch, trained: TrainingBatch, step: TimedStep) -> None:
+        """Record the step on ``trained`` (rows selected from ``batch``, whose watermarks the ledger takes)."""
         result = step.result
         self.metrics.train_step_seconds.observe(step.seconds)
-        self.scoring.record(batch.labels.numpy()[rows], result.scores)
-        trained_ids = [batch.event_ids[row] for row in rows.tolist()]
-        self.ledger.trained_on(batch, trained_ids, result.loss)
-        self.examples_seen += len(trained_ids)
+        self.scoring.record(trained.labels.numpy(), result.scores)
+        self.ledger.trained_on(batch, trained.event_ids, result.loss)
+        self.examples_seen += len(trained)
         self.metrics.train_loss.set(result.loss)
-        self.metrics.examples_trained.inc(len(trained_ids))
+        self.metrics.examples_trained.inc(len(trained))
 
     # --- publishing ------------------------------------------------------------------------
     def publish(self) -> bool:
